@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Set up everything ftk and its tests need on a fresh machine: a virtualenv with the pinned stack, and the
+# system packages the adb tests use. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.ftk-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  .venv/bin/python -m pip install -q -e ".[dev]" 2>&1 | grep -v -E "^WARNING: Location" || true
+  .venv/bin/python -c "import toolkit, torch, litert_torch, ai_edge_litert, facenet_pytorch" 2>/dev/null \
+    || { echo "setup: the Python install failed" >&2; exit 1; }
+  touch "$stamp"
+fi
+# System packages for the adb tests (the AOSP adbd daemon); see scripts/setup-adbd.sh.
+if [ -x scripts/setup-adbd.sh ]; then
+  scripts/setup-adbd.sh || echo "setup: adbd could not be installed; adb tests will be skipped" >&2
+fi

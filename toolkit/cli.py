@@ -1,0 +1,82 @@
+"""The ``ftk`` command line: a thin click layer over the library.
+
+Subcommands live in ``toolkit.commands.<stage>`` and are imported only when run, so ``ftk --help`` stays instant
+(no torch, no litert). Library errors (:class:`toolkit.errors.ToolkitError`) become ``error: ...`` on stderr and
+their exit code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from toolkit import __version__
+from toolkit.errors import ToolkitError
+
+# name -> (module:attribute, one-line help shown by `ftk --help` without importing the module)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("toolkit.commands.prepare:prepare_cmd", "Detect faces (MTCNN) in Person_Name/*.jpg; write faces.csv, splits, labels, contact sheet."),
+    "train": ("toolkit.commands.train:train_cmd", "Train or fine-tune a backbone + classifier head from a YAML config."),
+    "evaluate": ("toolkit.commands.evaluate:evaluate_cmd", "Classification accuracy and LFW-protocol verification for a checkpoint or .tflite."),
+    "init-checkpoint": ("toolkit.commands.init_checkpoint:init_checkpoint_cmd", "Create a checkpoint without training (random or local weights, BN calibrated on faces)."),
+    "export": ("toolkit.commands.export:export_cmd", "Export the head-less embedding model to float32 and int8 TFLite with a manifest."),
+    "parity-check": ("toolkit.commands.parity:parity_cmd", "Prove a .tflite computes the same embeddings as its PyTorch checkpoint."),
+    "bench": ("toolkit.commands.bench:bench_cmd", "Latency of .tflite models on the host or an adb-connected Android device."),
+    "deploy": ("toolkit.commands.deploy:deploy_cmd", "Put an exported model into an Android app checkout and patch its constants, safely."),
+    "compare": ("toolkit.commands.compare:compare_cmd", "Cosine similarity between the faces in a few images."),
+    "match": ("toolkit.commands.compare:match_cmd", "1:N match of a probe face against an enrolled gallery, as the app does."),
+    "pipeline": ("toolkit.commands.pipeline:pipeline_cmd", "Run prepare -> train -> evaluate -> export -> parity -> bench -> deploy from one YAML."),
+    "info": ("toolkit.commands.info:info_cmd", "Show what a checkpoint, .tflite or export folder contains."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module_name, attr = COMMANDS[name][0].split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="ftk")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def cli(verbose: int) -> None:
+    """ftk: take a face-embedding model from training to an Android phone, checking every step."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("toolkit").setLevel(logging.INFO if verbose == 0 else level)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        cli.main(args=argv, prog_name="ftk", standalone_mode=False)
+    except ToolkitError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except SystemExit:
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Click commands, one module per pipeline stage. Keep imports here light: heavy ones go inside the functions."""

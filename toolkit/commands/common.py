@@ -1,0 +1,39 @@
+"""Options and output helpers shared by the commands."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+import click
+
+
+def echo_json(obj: Any) -> None:
+    if is_dataclass(obj):
+        obj = asdict(obj)
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def embedder_options(func):
+    """--backbone/--weights/--input-size/--normalization/--align: how to read a model file."""
+    func = click.option("--threads", "num_threads", type=int, default=2, show_default=True,
+                        help="LiteRT interpreter threads.")(func)
+    func = click.option("--align/--box-crop", "align", default=None,
+                        help="Crop faces by 5-point alignment or by detector box (default: the model's spec).")(func)
+    func = click.option("--normalization", default=None,
+                        help="For a foreign .tflite: host-side MEAN,STD in pixel units, e.g. 127.5,128. "
+                             "NHWC float32 input is assumed.")(func)
+    func = click.option("--input-size", type=int, default=None,
+                        help="For a foreign .tflite: its square input size (NHWC assumed).")(func)
+    func = click.option("--backbone", default=None,
+                        help="Backbone of a plain state_dict (e.g. mobilefacenet); not needed for ftk checkpoints.")(func)
+    return func
+
+
+def build_embedder_options(backbone, input_size, normalization, align, num_threads, weights=None):
+    from toolkit.embedders import EmbedderOptions
+
+    crop = None if align is None else ("align" if align else "box")
+    return EmbedderOptions(backbone=backbone, weights=weights, input_size=input_size, normalization=normalization,
+                           crop=crop, num_threads=num_threads)

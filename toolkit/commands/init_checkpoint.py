@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import click
+
+
+@click.command("init-checkpoint")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write (.pt).")
+@click.option("--backbone", default="inception_resnet_v1", show_default=True, help="Backbone name from the registry.")
+@click.option("--num-classes", type=int, default=0, show_default=True, help="Classifier head size (0: no head).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Local pretrained state_dict for the backbone (e.g. the MobileFaceNet .pt).")
+@click.option("--calibration", type=click.Path(exists=True), default=None,
+              help="Image folder or faces CSV: re-estimate BatchNorm statistics on these faces.")
+@click.option("--calibration-limit", type=int, default=256, show_default=True)
+@click.option("--input-size", type=int, default=None, help="Override the backbone's input size.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing file.")
+def init_checkpoint_cmd(out, backbone, num_classes, weights, calibration, calibration_limit, input_size, seed,
+                        overwrite):
+    """Create a checkpoint without training, so export/parity/bench work before training exists."""
+    from toolkit.init_checkpoint import init_checkpoint
+
+    result = init_checkpoint(out, backbone=backbone, num_classes=num_classes, calibration=calibration,
+                             weights=weights, calibration_limit=calibration_limit, seed=seed,
+                             overwrite=overwrite, input_size=input_size)
+    click.echo(f"wrote {result.path} ({result.backbone}, {result.num_classes} classes, weights: "
+               f"{result.weights_source}, {result.calibration_faces} calibration faces)")

@@ -1,0 +1,1 @@
+"""Face detection (MTCNN), cropping/alignment, the faces CSV and LFW pairs."""

@@ -1,0 +1,215 @@
+"""One Embedder interface over every backend: ``embed(faces_uint8_nhwc) -> float32 [N, D]``, L2-normalised.
+
+Implemented for a PyTorch checkpoint (or a backbone + local weights) and a .tflite on the host (LiteRT). Evaluate,
+parity, compare and match take any Embedder, so comparing backends is one code path.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from toolkit.errors import InputError, ModelFileError
+from toolkit.io import read_json, sha256_file
+from toolkit.spec import ModelSpec, parse_normalization
+
+if TYPE_CHECKING:
+    from toolkit.checkpoint import LoadedCheckpoint
+    from toolkit.models.face_model import FaceModel
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    name: str  # human label, e.g. "pytorch", "tflite-int8"
+    spec: ModelSpec
+    model_sha256: str  # identifies the exact weights/file, keys caches and galleries
+
+    def embed(self, faces: np.ndarray) -> np.ndarray: ...
+
+
+def l2_normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class TorchEmbedder:
+    """Runs the exact module that gets exported (:class:`EmbeddingModel`), NHWC 0..255 in, in batches."""
+
+    def __init__(self, model: "FaceModel", model_sha256: str, name: str = "pytorch", batch_size: int = 32,
+                 device: str = "cpu"):
+        from toolkit.models.face_model import embedding_model_from
+
+        self.spec = model.spec
+        self.model_sha256 = model_sha256
+        self.name = name
+        self.batch_size = batch_size
+        self.device = device
+        self.module = embedding_model_from(model).to(device)
+
+    @classmethod
+    def from_checkpoint(cls, loaded: "LoadedCheckpoint", **kwargs) -> "TorchEmbedder":
+        return cls(loaded.model, loaded.sha256, **kwargs)
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        import torch
+
+        faces = self.spec.check_faces(faces)
+        out = []
+        self.module.eval()
+        with torch.inference_mode():
+            for start in range(0, len(faces), self.batch_size):
+                batch = torch.from_numpy(faces[start : start + self.batch_size].astype(np.float32)).to(self.device)
+                out.append(self.module(batch).float().cpu().numpy())
+        if not out:
+            return np.zeros((0, self.spec.embedding_dim), np.float32)
+        return np.concatenate(out)
+
+
+def read_manifest_for(model_path: str | Path) -> dict | None:
+    """The export manifest beside a .tflite, if there is one."""
+    manifest = Path(model_path).with_name(MANIFEST_NAME)
+    return read_json(manifest, "export manifest") if manifest.is_file() else None
+
+
+class TFLiteEmbedder:
+    """A .tflite on the host through the LiteRT interpreter (ai-edge-litert), looking like the torch model.
+
+    Our exports take raw 0..255 NHWC and normalise in-graph. Someone else's model may need host-side normalisation:
+    pass ``host_mean``/``host_std`` (pixel units) and the input is normalised before it is fed.
+    """
+
+    def __init__(self, path: str | Path, spec: ModelSpec, name: str | None = None, num_threads: int = 2,
+                 host_mean: tuple[float, float, float] | None = None,
+                 host_std: tuple[float, float, float] | None = None):
+        path = Path(path)
+        self.path = path
+        self.spec = spec
+        self.name = name or f"tflite-{path.stem}"
+        self.model_sha256 = sha256_file(path)
+        self.host_mean = None if host_mean is None else np.asarray(host_mean, np.float32)
+        self.host_std = None if host_std is None else np.asarray(host_std, np.float32)
+        self.interpreter = load_interpreter(path, num_threads)
+        inp = self.interpreter.get_input_details()
+        outp = self.interpreter.get_output_details()
+        if len(inp) != 1 or len(outp) != 1:
+            raise ModelFileError(f"{path} has {len(inp)} inputs and {len(outp)} outputs; an embedder has 1 and 1")
+        self._in, self._out = inp[0], outp[0]
+        shape = tuple(int(v) for v in self._in["shape"])
+        expected = (1, spec.input_size, spec.input_size, 3)
+        if len(shape) != 4 or shape[1:] != expected[1:]:
+            raise ModelFileError(
+                f"{path} takes input {shape} but the spec says NHWC {expected}",
+                hint="pass --input-size to match the model, or check the manifest",
+            )
+        if self._in["dtype"] != np.float32:
+            raise ModelFileError(f"{path} takes {np.dtype(self._in['dtype']).name} input; ftk feeds float32 like the app")
+        out_dim = int(self._out["shape"][-1])
+        if out_dim != spec.embedding_dim:
+            raise ModelFileError(f"{path} outputs {out_dim}-d embeddings but the spec says {spec.embedding_dim}")
+
+    def embed(self, faces: np.ndarray) -> np.ndarray:
+        faces = self.spec.check_faces(faces).astype(np.float32)
+        if self.host_mean is not None:
+            faces = (faces - self.host_mean) / self.host_std
+        out = np.empty((len(faces), self.spec.embedding_dim), np.float32)
+        for i in range(len(faces)):
+            self.interpreter.set_tensor(self._in["index"], faces[i : i + 1])
+            self.interpreter.invoke()
+            out[i] = self.interpreter.get_tensor(self._out["index"]).reshape(-1)
+        return l2_normalize(out)
+
+
+def load_interpreter(path: str | Path, num_threads: int = 2):
+    """A LiteRT interpreter with tensors allocated; a clear error for a missing, truncated or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file not found: {path}")
+    data = path.read_bytes()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelFileError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier)", hint="is the file truncated?")
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interpreter = Interpreter(model_content=data, num_threads=num_threads)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:200]}",
+                             hint="the file may be truncated or corrupt; re-export it") from None
+    return interpreter
+
+
+@dataclass
+class EmbedderOptions:
+    """How to build an embedder from a path when the file alone does not say everything."""
+
+    backbone: str | None = None  # for a plain state_dict (or to override)
+    weights: str | None = None
+    input_size: int | None = None  # for a foreign .tflite without our manifest
+    normalization: str | None = None  # "MEAN,STD" in pixel units, for a foreign .tflite
+    crop: str | None = None  # "box" or "align"
+    num_threads: int = 2
+    device: str = "cpu"
+
+
+def load_embedder(path: str | Path, options: EmbedderOptions | None = None, name: str | None = None) -> Embedder:
+    """A checkpoint, a plain state_dict with --backbone, or a .tflite (ours or foreign) -> an Embedder."""
+    from toolkit.models.registry import default_spec
+
+    options = options or EmbedderOptions()
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"model not found: {path}")
+    if path.suffix.lower() == ".tflite":
+        manifest = read_manifest_for(path)
+        host_mean = host_std = None
+        if manifest and "spec" in manifest and options.normalization is None:
+            spec = ModelSpec.from_dict(manifest["spec"])
+            overrides = {"input_size": options.input_size, "crop": options.crop}
+            spec = spec.replace(**{k: v for k, v in overrides.items() if v is not None})
+        else:
+            if options.input_size is None and options.backbone is None:
+                raise InputError(
+                    f"{path} has no ftk manifest beside it, so its input contract is unknown",
+                    hint="pass --input-size N and --normalization MEAN,STD (NHWC float input is assumed)",
+                )
+            base = default_spec(options.backbone or "inception_resnet_v1")
+            spec = base.replace(input_size=options.input_size or base.input_size, crop=options.crop or base.crop)
+            if options.normalization:
+                host_mean, host_std = parse_normalization(options.normalization)
+            interp = load_interpreter(path, 1)
+            spec = spec.replace(embedding_dim=int(interp.get_output_details()[0]["shape"][-1]),
+                                backbone=f"foreign:{path.name}")
+        return TFLiteEmbedder(path, spec, name=name, num_threads=options.num_threads,
+                              host_mean=host_mean, host_std=host_std)
+    return load_torch_embedder(path, options, name=name or "pytorch")
+
+
+def load_torch_embedder(path: str | Path, options: EmbedderOptions, name: str = "pytorch") -> TorchEmbedder:
+    from toolkit.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
+    from toolkit.models.face_model import FaceModel
+    from toolkit.models.registry import default_spec, load_backbone_weights, load_state_dict_file
+
+    path = Path(path)
+    if options.backbone is None:
+        loaded = load_checkpoint(path)
+        if options.crop and options.crop != loaded.model.spec.crop:
+            loaded.model.spec = loaded.model.spec.replace(crop=options.crop)
+        return TorchEmbedder.from_checkpoint(loaded, name=name, device=options.device)
+    # A plain state_dict (e.g. published pretrained weights) for a named backbone.
+    spec = default_spec(options.backbone, input_size=options.input_size, crop=options.crop)
+    state = load_state_dict_file(path)
+    if "ftk_format" in state or any(k == "metadata_json" for k in state):
+        raise InputError(f"{path} is an ftk checkpoint ({CHECKPOINT_FORMAT}); drop --backbone")
+    model = FaceModel(spec, 0)
+    load_backbone_weights(model.backbone, state, str(path))
+    model.eval()
+    return TorchEmbedder(model, sha256_file(path), name=name, device=options.device)

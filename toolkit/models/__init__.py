@@ -1,0 +1,1 @@
+"""Backbones, the classifier head and the head-less embedding wrapper that gets exported."""

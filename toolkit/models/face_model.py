@@ -1,0 +1,64 @@
+"""The trained model (backbone + linear classifier head) and the head-less embedding wrapper that is exported."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from toolkit.errors import InputError
+from toolkit.models.registry import create_backbone
+from toolkit.spec import ModelSpec
+
+
+class FaceModel(nn.Module):
+    """Backbone producing raw features plus an optional linear head with one logit per identity."""
+
+    def __init__(self, spec: ModelSpec, num_classes: int = 0):
+        super().__init__()
+        self.spec = spec
+        self.backbone = create_backbone(spec)
+        self.head = nn.Linear(spec.embedding_dim, num_classes) if num_classes > 0 else None
+
+    @property
+    def num_classes(self) -> int:
+        return 0 if self.head is None else self.head.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised NCHW -> logits (the training forward)."""
+        if self.head is None:
+            raise InputError("this model has no classifier head (num_classes=0); use embed() or train with classes")
+        return self.head(self.backbone(x))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised NCHW -> L2-normalised embeddings."""
+        return F.normalize(self.backbone(x), p=2, dim=1)
+
+
+class EmbeddingModel(nn.Module):
+    """What ships: NHWC float32 raw pixels 0..255 in, L2-normalised [N, D] out. The head is gone by construction.
+
+    The normalisation ``(x - mean) / std`` from the spec runs inside the graph, so the app feeds raw pixels.
+    The PyTorch embedder runs this same module, so parity compares exactly what is exported.
+    """
+
+    def __init__(self, backbone: nn.Module, spec: ModelSpec):
+        super().__init__()
+        self.backbone = backbone
+        self.spec = spec
+        mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        inv_std = 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("inv_std", inv_std, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 3, 1, 2)
+        x = (x - self.mean) * self.inv_std
+        features = self.backbone(x)
+        return F.normalize(features, p=2, dim=1)
+
+
+def embedding_model_from(model: FaceModel) -> EmbeddingModel:
+    """Strip the head: wrap the backbone of a trained FaceModel for export, in eval mode."""
+    wrapper = EmbeddingModel(model.backbone, model.spec)
+    return wrapper.eval()

@@ -1,0 +1,133 @@
+"""The model contract: one preprocessing spec, defined once, carried by every checkpoint and exported artifact.
+
+A :class:`ModelSpec` says what a face embedder takes and gives: input size, channel order, layout and value range
+of the *app-facing* input (NHWC float32 raw 0..255 pixels, as the Android app feeds it), the normalisation applied
+inside the graph (``(x - mean) / std`` in pixel units), the embedding dim, whether the output is L2-normalised,
+and how faces are cropped (detector box + margin, or five-point alignment).
+
+Backbone defaults live in :mod:`toolkit.models.registry`; training, export, parity, evaluate, bench and deploy
+read the spec from the checkpoint or the export manifest and never re-type 160, 512 or 127.5.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import InputError
+
+CROP_METHODS = ("box", "align")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    backbone: str
+    input_size: int
+    embedding_dim: int
+    # Normalisation in pixel units (0..255), per RGB channel: x_norm = (x - mean) / std.
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    channel_order: str = "RGB"
+    # What the exported model takes: [1, H, W, 3] float32 with raw 0..255 values.
+    input_layout: str = "NHWC"
+    input_dtype: str = "float32"
+    value_range: tuple[float, float] = (0.0, 255.0)
+    l2_normalized: bool = True
+    crop: str = "box"
+    # Margin (pixels at input_size) added around the detector box, facenet-pytorch's MTCNN convention.
+    box_margin: int = 0
+
+    def __post_init__(self) -> None:
+        if self.input_size < 8:
+            raise InputError(f"input_size must be >= 8, got {self.input_size}")
+        if self.embedding_dim < 1:
+            raise InputError(f"embedding_dim must be >= 1, got {self.embedding_dim}")
+        if self.crop not in CROP_METHODS:
+            raise InputError(f"crop must be one of {CROP_METHODS}, got {self.crop!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise InputError(f"mean and std need 3 values each with std > 0, got mean={self.mean} std={self.std}")
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
+
+    # --- serialisation -------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["mean"] = list(self.mean)
+        d["std"] = list(self.std)
+        d["value_range"] = list(self.value_range)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ModelSpec":
+        if not isinstance(data, dict):
+            raise InputError(f"model spec must be a mapping, got {type(data).__name__}")
+        reject_unknown_keys(data, {f.name for f in dataclasses.fields(cls)}, where="model spec")
+        values = dict(data)
+        for key in ("mean", "std", "value_range"):
+            if key in values:
+                values[key] = tuple(values[key])
+        try:
+            return cls(**values)
+        except TypeError as exc:  # missing required field
+            raise InputError(f"model spec is incomplete: {exc}") from None
+
+    def replace(self, **changes: Any) -> "ModelSpec":
+        return dataclasses.replace(self, **changes)
+
+    # --- preprocessing ------------------------------------------------------------------------------------------
+    def normalize_nhwc(self, faces: np.ndarray) -> np.ndarray:
+        """uint8/float NHWC 0..255 -> float32 NHWC normalised (what the graph does right after its input)."""
+        faces = self.check_faces(faces)
+        mean = np.asarray(self.mean, dtype=np.float32)
+        std = np.asarray(self.std, dtype=np.float32)
+        return (faces.astype(np.float32) - mean) / std
+
+    def to_model_input(self, faces: np.ndarray) -> np.ndarray:
+        """uint8 NHWC 0..255 -> float32 NCHW normalised, the layout the PyTorch backbones take."""
+        return np.ascontiguousarray(self.normalize_nhwc(faces).transpose(0, 3, 1, 2))
+
+    def check_faces(self, faces: np.ndarray) -> np.ndarray:
+        faces = np.asarray(faces)
+        if faces.ndim == 3:
+            faces = faces[None]
+        expected = (self.input_size, self.input_size, 3)
+        if faces.ndim != 4 or faces.shape[1:] != expected:
+            raise InputError(
+                f"face crops must be N x {expected[0]} x {expected[1]} x 3 (NHWC, RGB, 0..255) for "
+                f"{self.backbone}, got shape {tuple(faces.shape)}"
+            )
+        return faces
+
+
+def reject_unknown_keys(data: dict[str, Any], known: set[str] | list[str], where: str) -> None:
+    """Raise an error naming each unknown key and the closest known one."""
+    known = sorted(known)
+    problems = []
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
+            problems.append(f"unknown key {key!r} in {where}{hint}")
+    if problems:
+        raise InputError("; ".join(problems))
+
+
+def parse_normalization(text: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Parse ``MEAN,STD`` (pixel units, e.g. ``127.5,128``) or ``m1,m2,m3,s1,s2,s3``."""
+    try:
+        values = [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        values = []
+    if len(values) == 2:
+        return (values[0],) * 3, (values[1],) * 3  # type: ignore[return-value]
+    if len(values) == 6:
+        return tuple(values[:3]), tuple(values[3:])  # type: ignore[return-value]
+    raise InputError(
+        f"--normalization must be MEAN,STD or three means and three stds in pixel units (0..255), got {text!r}",
+        hint="e.g. 127.5,128 for facenet, or 123.675,116.28,103.53,58.395,57.12,57.375 for ImageNet",
+    )
