@@ -70,6 +70,9 @@ def align_face(image: Image.Image, landmarks: Sequence[Sequence[float]], size: i
     # PIL wants the inverse map: output pixel -> input pixel.
     full = np.vstack([forward, [0, 0, 1]])
     inverse = np.linalg.inv(full)[:2]
+    # Landmarks and template use pixel-centre coordinates (pixel i at i), PIL samples at i + 0.5: shift in and out,
+    # or the face lands up to ~1 px off the template.
+    inverse[:, 2] += 0.5 - inverse[:, :2] @ np.array([0.5, 0.5])
     warped = image.convert("RGB").transform(
         (size, size), Image.AFFINE, data=tuple(inverse.ravel()), resample=Image.BILINEAR
     )
