@@ -1,0 +1,87 @@
+"""Tiny real .tflite exports (litert-torch, float32 + static int8 + dynamic-range int8) for inspect/deploy tests."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURE_APP = Path(__file__).resolve().parents[1] / "fixtures" / "android_app"
+
+
+def _convert_tiny(out_dir: Path) -> dict[str, Path]:
+    """Convert a seeded tiny EmbeddingModel three ways with litert-torch (a few seconds each)."""
+    import torch
+    import litert_torch
+    from litert_torch.quantize import pt2e_quantizer, quant_config
+    from torchao.quantization.pt2e import quantize_pt2e
+
+    from toolkit.models.face_model import EmbeddingModel
+    from toolkit.models.registry import create_backbone, default_spec
+
+    spec = default_spec("tiny")
+    torch.manual_seed(0)
+    model = EmbeddingModel(create_backbone(spec), spec).eval()
+    generator = torch.Generator().manual_seed(1)
+    sample = (torch.rand(1, spec.input_size, spec.input_size, 3, generator=generator) * 255,)
+    paths = {"float32": out_dir / "model_float32.tflite"}
+    litert_torch.convert(model, sample).export(str(paths["float32"]))
+    for variant, dynamic in (("int8", False), ("dynamic_int8", True)):
+        quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+            pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
+        prepared = quantize_pt2e.prepare_pt2e(torch.export.export(model, sample).module(), quantizer)
+        for _ in range(4):  # calibration passes for the static variant's activation ranges
+            prepared(torch.rand(1, spec.input_size, spec.input_size, 3, generator=generator) * 255)
+        quantized = quantize_pt2e.convert_pt2e(prepared, fold_quantize=False)
+        paths[variant] = out_dir / f"model_{variant}.tflite"
+        litert_torch.convert(quantized, sample, quant_config=quant_config.QuantConfig(pt2e_quantizer=quantizer)) \
+            .export(str(paths[variant]))
+    return paths
+
+
+def write_manifest(export_dir: Path, spec_dict: dict, files: dict[str, Path]) -> Path:
+    """A manifest with the keys ftk export writes: top-level "spec" and "artifacts"."""
+    from toolkit.io import sha256_file
+
+    manifest = {
+        "spec": spec_dict,
+        "artifacts": {variant: {"file": path.name, "precision": variant, "sha256": sha256_file(path)}
+                      for variant, path in files.items()},
+    }
+    path = export_dir / "manifest.json"
+    path.write_text(json.dumps(manifest, indent=2))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite_models(tmp_path_factory) -> dict[str, Path]:
+    """{"float32", "int8", "dynamic_int8"} -> .tflite path (all in one folder, no manifest)."""
+    return _convert_tiny(tmp_path_factory.mktemp("tiny_tflite"))
+
+
+@pytest.fixture(scope="session")
+def tiny_export_master(tmp_path_factory, tiny_tflite_models) -> Path:
+    """An export folder as ftk export lays it out: model_float32.tflite, model_int8.tflite, manifest.json."""
+    from toolkit.models.registry import default_spec
+
+    export_dir = tmp_path_factory.mktemp("tiny_export")
+    files = {}
+    for variant in ("float32", "int8"):
+        files[variant] = export_dir / tiny_tflite_models[variant].name
+        shutil.copy(tiny_tflite_models[variant], files[variant])
+    write_manifest(export_dir, default_spec("tiny").to_dict(), files)
+    return export_dir
+
+
+@pytest.fixture
+def tiny_export(tiny_export_master, tmp_path) -> Path:
+    """A private copy of the tiny export folder (tests may edit its manifest)."""
+    return Path(shutil.copytree(tiny_export_master, tmp_path / "export"))
+
+
+@pytest.fixture
+def android_app(tmp_path) -> Path:
+    """A private copy of the fixture Android app checkout (Kotlin DSL)."""
+    return Path(shutil.copytree(FIXTURE_APP, tmp_path / "app_checkout"))
