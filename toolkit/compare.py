@@ -1,0 +1,240 @@
+"""``ftk compare``: cosine similarity between the faces in a few images, with same/different verdicts.
+
+Each image goes through the model's own preprocessing: MTCNN, the most confident face, the crop the spec asks for
+(detector box + margin, or five-point alignment), then the embedder (a PyTorch checkpoint or a .tflite, one code
+path). The verdict threshold is the one the model's evaluation report calibrated at a false-accept rate; without a
+report there is no honest default, so verdicts are left out unless ``--threshold`` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import numpy as np
+
+from toolkit.embedders import Embedder, l2_normalize
+from toolkit.errors import InputError, NoFacesError
+from toolkit.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from toolkit.data.detect import FaceDetector
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FAR = 1e-3
+
+
+# --- thresholds ---------------------------------------------------------------------------------------------------
+@dataclass
+class ThresholdChoice:
+    """The cosine threshold used for verdicts (None: none calibrated and none given) and where it came from."""
+
+    value: float | None
+    source: str  # "given", "report", "none"
+    note: str  # one line for people: where the value came from, or why there is none
+    far: float | None = None
+    report_path: str | None = None
+
+
+def resolve_threshold(model_path: str | Path | None, threshold: float | None = None,
+                      far: float = DEFAULT_FAR) -> ThresholdChoice:
+    """``threshold`` if given, else the one ``ftk evaluate`` calibrated for exactly this model file at ``far``."""
+    if threshold is not None:
+        if not -1.0 <= threshold <= 1.0:
+            raise InputError(f"--threshold is a cosine similarity and must be in [-1, 1], got {threshold}")
+        return ThresholdChoice(float(threshold), "given", f"threshold {threshold:.4f} (given)")
+    if not 0.0 < far < 1.0:
+        raise InputError(f"--far must be a rate in (0, 1), e.g. 1e-3, got {far}")
+    if model_path is None:
+        return ThresholdChoice(None, "none", "no calibrated threshold (model path unknown); pass --threshold for verdicts")
+    from toolkit.reports import REPORT_NAME, default_eval_dir, find_eval_report, threshold_at_far
+
+    report = find_eval_report(model_path)
+    report_path = default_eval_dir(model_path) / REPORT_NAME
+    if report is None:
+        return ThresholdChoice(
+            None, "none",
+            f"no calibrated threshold: no evaluation report for this exact model at {report_path} "
+            f"(run `ftk evaluate {model_path}`, or pass --threshold); verdicts omitted",
+        )
+    value = threshold_at_far(report, far)
+    if value is None:
+        known = sorted((report.get("verification") or {}).get("thresholds_at_far") or {})
+        return ThresholdChoice(
+            None, "none",
+            f"no calibrated threshold at FAR {far:g} in {report_path} (it has: {', '.join(known) or 'none'}); "
+            "pass --far with one of those, or --threshold; verdicts omitted",
+            report_path=str(report_path),
+        )
+    return ThresholdChoice(value, "report", f"threshold {value:.4f} calibrated at FAR {far:g} ({report_path})",
+                           far=far, report_path=str(report_path))
+
+
+# --- detection + crop ---------------------------------------------------------------------------------------------
+@dataclass
+class FaceCrop:
+    path: str
+    crop: np.ndarray  # uint8 [S, S, 3], the model's input
+    box: tuple[float, float, float, float]
+    score: float  # detector confidence
+    faces_found: int
+
+
+def detect_and_crop(paths: Sequence[str | Path], spec: ModelSpec, detector: "FaceDetector | None" = None,
+                    progress: bool = False) -> tuple[list[FaceCrop], list[tuple[str, str]]]:
+    """The most confident face of each image, cropped as the spec says; (crops, [(path, why it failed)])."""
+    from PIL import Image
+
+    from toolkit.data.crop import crop_face
+    from toolkit.data.detect import FaceDetector, pick_face
+
+    detector = detector or FaceDetector()
+    paths = [Path(p) for p in paths]
+    found = detector.detect_files(paths, progress=progress)
+    crops: list[FaceCrop] = []
+    failures: list[tuple[str, str]] = []
+    for path, dets in zip(paths, found):
+        if isinstance(dets, str):
+            failures.append((str(path), dets))
+            continue
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                face = pick_face(dets, im.size, "confidence")
+                if face is None:
+                    failures.append((str(path), "no face detected"))
+                    continue
+                crop = crop_face(im, spec, face.box, face.landmarks)
+        except (OSError, InputError) as exc:  # changed on disk since detection, or a degenerate box
+            failures.append((str(path), f"cannot crop: {exc}"))
+            continue
+        crops.append(FaceCrop(str(path), crop, tuple(face.box), float(face.score), len(dets)))
+    for path, why in failures:
+        log.debug("%s: %s", path, why)  # the result lists them; callers decide how loud to be
+    return crops, failures
+
+
+# --- compare ------------------------------------------------------------------------------------------------------
+@dataclass
+class PairScore:
+    a: str
+    b: str
+    score: float
+    verdict: str | None  # "same" / "different", None without a threshold
+
+
+@dataclass
+class CompareResult:
+    model_name: str  # the embedder's label, e.g. "pytorch", "tflite-model_int8"
+    model_sha256: str
+    spec: dict
+    images: list[str]  # the images whose face was embedded, in matrix order
+    failures: list[tuple[str, str]]  # (path, reason) for images left out
+    scores: list[list[float]]  # pairwise cosine similarity, images x images
+    pairs: list[PairScore]
+    threshold: float | None
+    threshold_source: str
+    threshold_note: str
+    detector_scores: list[float] = field(default_factory=list)
+    plot: str | None = None
+
+
+def cosine_matrix(embeddings: np.ndarray) -> np.ndarray:
+    e = l2_normalize(embeddings)  # embedders already normalise; a foreign model may not
+    return np.clip(e @ e.T, -1.0, 1.0)
+
+
+def verdict(score: float, threshold: float | None) -> str | None:
+    """The app's rule: the same person when the cosine similarity reaches the threshold."""
+    if threshold is None:
+        return None
+    return "same" if score >= threshold else "different"
+
+
+def compare_images(paths: Sequence[str | Path], embedder: Embedder, threshold: float | None = None, *,
+                   model_path: str | Path | None = None, far: float = DEFAULT_FAR, plot: str | Path | None = None,
+                   detector: "FaceDetector | None" = None) -> CompareResult:
+    """Pairwise cosine similarity of the faces in ``paths``; images without a usable face are reported, not fatal.
+
+    ``threshold`` None: the one calibrated for ``model_path`` at ``far`` (its evaluation report), else no verdicts.
+    """
+    if len(paths) < 2:
+        raise InputError(f"compare needs at least two images, got {len(paths)}")
+    choice = resolve_threshold(model_path, threshold, far)
+    crops, failures = detect_and_crop(paths, embedder.spec, detector)
+    if len(crops) < 2:
+        named = "; ".join(f"{Path(p).name}: {why}" for p, why in failures)
+        raise NoFacesError(f"fewer than two images have a usable face ({named})",
+                           hint="use photos with one clearly visible face")
+    embeddings = embedder.embed(np.stack([c.crop for c in crops]))
+    matrix = cosine_matrix(embeddings)
+    names = [c.path for c in crops]
+    pairs = [
+        PairScore(names[i], names[j], float(matrix[i, j]), verdict(float(matrix[i, j]), choice.value))
+        for i in range(len(names)) for j in range(i + 1, len(names))
+    ]
+    result = CompareResult(
+        model_name=embedder.name, model_sha256=embedder.model_sha256, spec=embedder.spec.to_dict(), images=names,
+        failures=failures, scores=[[round(float(v), 6) for v in row] for row in matrix], pairs=pairs,
+        threshold=choice.value, threshold_source=choice.source, threshold_note=choice.note,
+        detector_scores=[c.score for c in crops],
+    )
+    if plot is not None:
+        result.plot = str(plot_comparison([c.crop for c in crops], names, matrix, choice.value, plot))
+    return result
+
+
+def short_label(path: str, width: int = 22) -> str:
+    """The file stem, cut from the left: LFW-style names differ in their ending (Person_0001, Person_0002)."""
+    name = Path(path).stem
+    return name if len(name) <= width else "…" + name[-(width - 1):]
+
+
+def plot_comparison(crops: Sequence[np.ndarray], names: Sequence[str], matrix: np.ndarray, threshold: float | None,
+                    out: str | Path) -> Path:
+    """A PNG grid: the face crops along the top and left, each cell the pair's score (green same, red different)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from toolkit.io import atomic_path
+
+    n = len(crops)
+    cell = 1.3
+    fig, axes = plt.subplots(n + 1, n + 1, figsize=(cell * (n + 1), cell * (n + 1)), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    title = f"threshold {threshold:.3f}" if threshold is not None else "no threshold:\nscores only"
+    axes[0, 0].text(0.5, 0.5, title, ha="center", va="center", fontsize=7, transform=axes[0, 0].transAxes)
+    for i in range(n):
+        for ax in (axes[0, i + 1], axes[i + 1, 0]):
+            ax.imshow(crops[i])
+        label = f"[{i}] {short_label(names[i], 14)}"
+        axes[0, i + 1].set_title(label, fontsize=6)
+        axes[i + 1, 0].set_ylabel(label, fontsize=6)
+        for j in range(n):
+            ax = axes[i + 1, j + 1]
+            score = float(matrix[i, j])
+            if i == j:
+                color = "#dddddd"
+            elif threshold is None:
+                color = plt.cm.viridis((score + 1) / 2)
+            else:
+                color = "#9be09b" if score >= threshold else "#f2a0a0"
+            ax.set_facecolor(color)
+            ax.text(0.5, 0.5, f"{score:.3f}", ha="center", va="center", fontsize=9, transform=ax.transAxes,
+                    color="white" if (threshold is None and i != j and score < 0.3) else "black")
+    fig.suptitle("cosine similarity between face crops", fontsize=9)
+    fig.tight_layout()
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+    return out
