@@ -116,10 +116,13 @@ class FaceDetector:
         for i, im in enumerate(images):
             by_size.setdefault(im.size, []).append(i)
         for indices in by_size.values():
-            batch = [np.asarray(images[i].convert("RGB")) for i in indices]
-            boxes, probs, points = self.mtcnn.detect(np.stack(batch) if len(batch) > 1 else batch[0], landmarks=True)
-            if len(batch) == 1:
-                boxes, probs, points = [boxes], [probs], [points]
+            import torch
+
+            batch = np.stack([np.asarray(images[i].convert("RGB")) for i in indices])
+            # An NHWC view of a contiguous NCHW tensor: MTCNN permutes it back to contiguous NCHW, which makes its
+            # per-box area resampling 1.1-1.7x faster than on the channels-last copy it makes from numpy.
+            nchw = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2))).float()
+            boxes, probs, points = self.mtcnn.detect(nchw.permute(0, 2, 3, 1), landmarks=True)
             for i, b, p, l in zip(indices, boxes, probs, points):
                 if b is None:
                     continue

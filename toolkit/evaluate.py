@@ -1,0 +1,483 @@
+"""``ftk evaluate``: classification accuracy and LFW-protocol face verification for any :class:`Embedder`.
+
+One code path for a PyTorch checkpoint and a .tflite (ours or foreign): faces are detected once (MTCNN, cached per
+file by :class:`FaceDetector`), cropped as the model's spec says, embedded in batches, and pairs are scored by cosine
+similarity. Face crops are cached per (image set, crop settings) and embeddings per (model sha256, crop settings)
+under ``$FTK_CACHE_DIR``, so evaluating the float32 and int8 exports of one model reuses detection and crops, and
+re-running an evaluation reuses the embeddings.
+
+When MTCNN finds no face in a pairs image, the crop falls back to the median face position of the other images
+(a centre crop, as LFW images are centred on the person) and the report counts those fallbacks.
+
+The report (``<model stem>.eval/report.json`` by default; see :mod:`toolkit.reports`) is what deploy, compare and
+match read for the cosine threshold calibrated for exactly this model file.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from toolkit.errors import InputError
+from toolkit.io import check_outputs_free, ensure_writable_dir, sha256_text, write_json_atomic
+from toolkit.metrics import DEFAULT_FARS, far_key, verification_metrics
+from toolkit.reports import REPORT_NAME, default_eval_dir
+
+if TYPE_CHECKING:
+    from toolkit.data.detect import FaceDetector
+    from toolkit.embedders import Embedder, EmbedderOptions
+    from toolkit.models.face_model import FaceModel
+    from toolkit.spec import ModelSpec
+
+log = logging.getLogger(__name__)
+
+ROC_NAME = "roc.png"
+HISTOGRAM_NAME = "scores.png"
+CACHE_VERSION = 1
+
+
+@dataclass
+class ClassificationResult:
+    csv_path: str
+    split: str
+    n_faces: int
+    n_correct: int
+    accuracy: float  # top-1
+    n_skipped: int = 0  # faces of people who are not classes of this model, or unreadable images
+
+
+@dataclass
+class VerificationResult:
+    pairs_file: str
+    image_root: str
+    n_pairs: int
+    n_same: int
+    n_different: int
+    n_images: int
+    n_folds: int
+    folds_from_file: bool  # False: 10 stratified folds derived from a one-set file (pairsDevTest.txt)
+    accuracy_mean: float  # LFW protocol: threshold chosen on the other folds, mean over folds
+    accuracy_std: float
+    fold_accuracies: list[float]
+    auc: float
+    eer: float
+    eer_threshold: float
+    best_threshold: float  # best-accuracy cosine threshold on all pairs
+    best_threshold_accuracy: float
+    far: float  # the FAR the user chose (--far)
+    threshold: float  # recommended cosine threshold at that FAR (accept when similarity >= threshold)
+    tar_at_far: dict[str, float]  # keys: stringified FARs, e.g. "0.001"
+    thresholds_at_far: dict[str, float]
+    far_measured: dict[str, float]  # the FAR actually achieved at each threshold (<= target)
+    far_resolvable: dict[str, bool]  # False when FAR < 1 / n_different (the threshold is above every impostor)
+    same_mean: float
+    different_mean: float
+    n_center_crop_fallbacks: int  # images where MTCNN found no face
+    center_crop_fallbacks: list[str] = field(default_factory=list)  # up to 20 of them
+    roc_points: dict[str, list[float]] = field(default_factory=dict)  # downsampled fpr/tpr for overlays
+
+
+@dataclass
+class EvaluationResult:
+    model_path: str | None
+    model_sha256: str
+    embedder: str
+    spec: dict[str, Any]
+    classification: ClassificationResult | None
+    verification: VerificationResult | None
+    out_dir: Path | None
+    report_path: Path | None
+    roc_path: Path | None
+    histogram_path: Path | None
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def to_report(self) -> dict[str, Any]:
+        from toolkit import __version__
+
+        return {
+            "model_sha256": self.model_sha256,
+            "model_path": self.model_path,
+            "embedder": self.embedder,
+            "spec": self.spec,
+            "verification": None if self.verification is None else asdict(self.verification),
+            "classification": None if self.classification is None else asdict(self.classification),
+            "timings": self.timings,
+            "notes": self.notes,
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "ftk_version": __version__,
+        }
+
+
+# --- crops ---------------------------------------------------------------------------------------------------------
+@dataclass
+class CropSet:
+    images: np.ndarray  # uint8 [N, S, S, 3]
+    fallback: np.ndarray  # bool [N]: no face detected, centre crop used
+    key: str  # identifies the image files and the crop settings (keys the embedding cache)
+
+
+def _crop_key(paths: Sequence[Path], spec: "ModelSpec", pick: str, detector: "FaceDetector") -> str:
+    parts = []
+    for p in paths:
+        st = p.stat()
+        parts.append(f"{p.resolve()}|{st.st_size}|{int(st.st_mtime)}")
+    settings = {"v": CACHE_VERSION, "crop": spec.crop, "size": spec.input_size, "margin": spec.box_margin,
+                "pick": pick, "detector": [detector.min_face_size, list(detector.thresholds)]}
+    return sha256_text(json.dumps(settings, sort_keys=True) + "\n" + "\n".join(parts))
+
+
+def _cache_file(kind: str, key: str) -> Path:
+    from toolkit.data.detect import cache_dir
+
+    return cache_dir() / kind / f"{key[:32]}.npz"
+
+
+def _load_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {n: data[n] for n in names}
+    except Exception as exc:  # noqa: BLE001 - a damaged cache entry is recomputed, never fatal
+        log.warning("ignoring unreadable cache file %s: %s", path, exc)
+        return None
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    from toolkit.io import atomic_path
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+    except OSError as exc:  # a read-only cache must not stop the evaluation
+        log.warning("cannot write cache %s: %s", path, exc)
+
+
+def _median_face(found: list, sizes: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Median box and landmarks of the detected faces, relative to image width/height."""
+    boxes, marks = [], []
+    for face, (w, h) in zip(found, sizes):
+        if face is None:
+            continue
+        boxes.append(np.asarray(face.box, float) / [w, h, w, h])
+        marks.append(np.asarray(face.landmarks, float) / [w, h])
+    if not boxes:
+        return None
+    return np.median(np.stack(boxes), axis=0), np.median(np.stack(marks), axis=0)
+
+
+def face_crops(paths: Sequence[Path], spec: "ModelSpec", detector: "FaceDetector | None" = None,
+               pick: str = "center", progress: bool = True, use_cache: bool = True) -> CropSet:
+    """One crop per image, as ``spec`` says; a centre crop (median face position) where MTCNN finds no face."""
+    from PIL import Image
+
+    from toolkit.data.crop import center_crop, crop_face
+    from toolkit.data.detect import FaceDetector, pick_face
+
+    paths = [Path(p) for p in paths]
+    detector = detector or FaceDetector()
+    key = _crop_key(paths, spec, pick, detector)
+    cache_path = _cache_file("crops", key)
+    if use_cache:
+        cached = _load_npz(cache_path, ("images", "fallback"))
+        if cached is not None and len(cached["images"]) == len(paths):
+            log.info("reusing %d cached face crops from %s", len(paths), cache_path)
+            return CropSet(cached["images"], cached["fallback"].astype(bool), key)
+
+    detections = detector.detect_files(paths, progress=progress, desc="detecting faces")
+    unreadable = [(p, d) for p, d in zip(paths, detections) if isinstance(d, str)]
+    if unreadable:
+        raise InputError(
+            f"{len(unreadable)} images cannot be read, e.g. {unreadable[0][0]}: {unreadable[0][1]}",
+            hint="every image named by the pairs must be readable; fix or replace the files",
+        )
+    chosen: list = []
+    iterator = paths
+    if progress and len(paths) > 100:
+        from tqdm import tqdm
+
+        iterator = tqdm(paths, desc="cropping faces", unit="img")
+    out = np.empty((len(paths), spec.input_size, spec.input_size, 3), np.uint8)
+    sizes: list[tuple[int, int]] = []
+    missing: list[int] = []
+    for i, (path, dets) in enumerate(zip(iterator, detections)):
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+        sizes.append(im.size)
+        face = pick_face(dets, im.size, pick)
+        chosen.append(face)
+        if face is None:
+            missing.append(i)
+            continue
+        out[i] = crop_face(im, spec, face.box, face.landmarks)
+    fallback = np.zeros(len(paths), bool)
+    if missing:
+        median = _median_face(chosen, sizes)
+        for i in missing:
+            with Image.open(paths[i]) as im:
+                im = im.convert("RGB")
+            w, h = im.size
+            if median is None:
+                out[i] = center_crop(im, spec.input_size)
+            else:
+                box, marks = median
+                out[i] = crop_face(im, spec, tuple(box * [w, h, w, h]), [tuple(p) for p in marks * [w, h]])
+            fallback[i] = True
+        log.info("no face detected in %d of %d images; used a centre crop", len(missing), len(paths))
+    if use_cache:
+        _save_npz(cache_path, images=out, fallback=fallback)
+    return CropSet(out, fallback, key)
+
+
+def embed_faces(embedder: "Embedder", faces: np.ndarray, batch_size: int = 64, progress: bool = True,
+                cache_key: str | None = None) -> np.ndarray:
+    """Embeddings of ``faces`` in batches (progress bar), cached by model sha256 + spec + ``cache_key``."""
+    cache_path = None
+    if cache_key is not None:
+        host = [getattr(embedder, "host_mean", None), getattr(embedder, "host_std", None)]
+        ident = json.dumps({"model": embedder.model_sha256, "spec": embedder.spec.to_dict(), "crops": cache_key,
+                            "host": [None if v is None else np.asarray(v).tolist() for v in host]}, sort_keys=True)
+        cache_path = _cache_file("embeddings", sha256_text(ident))
+        cached = _load_npz(cache_path, ("embeddings",))
+        if cached is not None and cached["embeddings"].shape == (len(faces), embedder.spec.embedding_dim):
+            log.info("reusing cached embeddings %s", cache_path)
+            return cached["embeddings"].astype(np.float32)
+    chunks = range(0, len(faces), batch_size)
+    if progress and len(faces) > batch_size:
+        from tqdm import tqdm
+
+        chunks = tqdm(chunks, desc=f"embedding ({embedder.name})", unit="batch")
+    out = [np.asarray(embedder.embed(faces[s : s + batch_size]), np.float32) for s in chunks]
+    emb = np.concatenate(out) if out else np.zeros((0, embedder.spec.embedding_dim), np.float32)
+    if not np.isfinite(emb).all():
+        raise InputError(f"{embedder.name} produced NaN/inf embeddings; the model is broken for these inputs")
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    emb = emb / np.maximum(norms, 1e-12)
+    if cache_path is not None:
+        _save_npz(cache_path, embeddings=emb)
+    return emb
+
+
+# --- the stages ----------------------------------------------------------------------------------------------------
+def find_image_root(pairs_path: Path, data: str | Path | None, first_image: str) -> Path:
+    """``--data``, or an LFW folder beside the pairs file (lfw-deepfunneled/, lfw/) that has the first image."""
+    if data is not None:
+        return Path(data)
+    for candidate in (pairs_path.parent / "lfw-deepfunneled", pairs_path.parent / "lfw", pairs_path.parent):
+        if (candidate / first_image).is_file():
+            log.info("using images under %s", candidate)
+            return candidate
+    raise InputError(f"--data is required: no folder beside {pairs_path} has {first_image}",
+                     hint="pass --data PATH/TO/lfw-deepfunneled")
+
+
+def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path | None = None,
+                 far: float = 1e-3, fars: Sequence[float] = DEFAULT_FARS, limit_pairs: int | None = None,
+                 pick: str = "center", detector: "FaceDetector | None" = None, batch_size: int = 64,
+                 progress: bool = True, timings: dict[str, float] | None = None
+                 ) -> tuple[VerificationResult, np.ndarray, np.ndarray]:
+    """LFW-protocol verification; returns the result plus the pair scores and same/different labels."""
+    from toolkit.data.pairs import check_pair_images, read_pairs, subset_pairs
+
+    timings = timings if timings is not None else {}
+    pairs_path = Path(pairs_path)
+    pairs = subset_pairs(read_pairs(pairs_path), limit_pairs)
+    root = find_image_root(pairs_path, data, pairs.pairs[0].left)
+    paths = check_pair_images(pairs, root)
+    index = {rel: i for i, rel in enumerate(pairs.image_paths())}
+
+    t0 = time.perf_counter()
+    crops = face_crops(paths, embedder.spec, detector=detector, pick=pick, progress=progress)
+    timings["detect_and_crop_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    emb = embed_faces(embedder, crops.images, batch_size=batch_size, progress=progress, cache_key=crops.key)
+    timings["embed_s"] = time.perf_counter() - t0
+
+    left = np.array([index[p.left] for p in pairs.pairs])
+    right = np.array([index[p.right] for p in pairs.pairs])
+    scores = np.sum(emb[left] * emb[right], axis=1).astype(np.float64)
+    same = pairs.same
+    all_fars = sorted({*map(float, fars), float(far)}, reverse=True)
+    m = verification_metrics(scores, same, folds=pairs.folds, fars=all_fars)
+    chosen = m.far_point(far)
+    roc = m.roc
+    keep = np.unique(np.r_[np.linspace(0, len(roc.fpr) - 1, min(len(roc.fpr), 400)).astype(int)])
+    fallback_paths = [pairs.image_paths()[i] for i in np.flatnonzero(crops.fallback)]
+    result = VerificationResult(
+        pairs_file=str(pairs_path), image_root=str(root), n_pairs=m.n_pairs, n_same=m.n_same,
+        n_different=m.n_different, n_images=len(paths), n_folds=m.n_folds, folds_from_file=m.folds_from_file,
+        accuracy_mean=m.accuracy_mean, accuracy_std=m.accuracy_std, fold_accuracies=m.fold_accuracies,
+        auc=m.auc, eer=m.eer, eer_threshold=m.eer_threshold, best_threshold=m.best_threshold,
+        best_threshold_accuracy=m.best_threshold_accuracy, far=float(far), threshold=chosen.threshold,
+        tar_at_far={far_key(p.far_target): p.tar for p in m.far_points},
+        thresholds_at_far={far_key(p.far_target): p.threshold for p in m.far_points},
+        far_measured={far_key(p.far_target): p.far for p in m.far_points},
+        far_resolvable={far_key(p.far_target): p.resolvable for p in m.far_points},
+        same_mean=m.same_mean, different_mean=m.different_mean,
+        n_center_crop_fallbacks=len(fallback_paths), center_crop_fallbacks=fallback_paths[:20],
+        roc_points={"fpr": roc.fpr[keep].tolist(), "tpr": roc.tpr[keep].tolist()},
+    )
+    return result, scores, same
+
+
+def classification_accuracy(model: "FaceModel", class_names: Sequence[str], csv_path: str | Path,
+                            split: str = "test", batch_size: int = 64, progress: bool = True) -> ClassificationResult:
+    """Top-1 accuracy of the checkpoint's classifier head on the CSV's ``split`` faces (their CSV boxes)."""
+    import torch
+    from PIL import Image
+
+    from toolkit.data.crop import crop_face
+    from toolkit.data.dataset import image_root_for, read_faces_csv
+
+    csv_path = Path(csv_path)
+    records = [r for r in read_faces_csv(csv_path) if r.split_type == split]
+    if not records:
+        raise InputError(f"{csv_path} has no '{split}' rows to classify",
+                         hint="re-run `ftk prepare` with a test share in --split, e.g. 0.7,0.15,0.15")
+    names = list(class_names)
+    label_of = {n: i for i, n in enumerate(names)}
+    root = image_root_for(csv_path)
+    crops, labels, skipped = [], [], 0
+    for r in records:
+        label = label_of.get(r.person_name) if names else r.label
+        if label is None or not (0 <= label < model.num_classes):
+            skipped += 1
+            continue
+        try:
+            with Image.open(root / r.image_path) as im:
+                crops.append(crop_face(im.convert("RGB"), model.spec, r.bbox, r.landmarks))
+        except (OSError, InputError) as exc:
+            log.warning("skipping %s: %s", r.image_path, exc)
+            skipped += 1
+            continue
+        labels.append(label)
+    if not crops:
+        raise InputError(f"none of the {len(records)} '{split}' faces in {csv_path} belong to this model's "
+                         f"{model.num_classes} classes", hint="evaluate with the faces CSV the model was trained on")
+    faces = np.stack(crops)
+    predictions = []
+    model.eval()
+    with torch.inference_mode():
+        for s in range(0, len(faces), batch_size):
+            x = torch.from_numpy(model.spec.to_model_input(faces[s : s + batch_size]))
+            predictions.append(model(x).argmax(dim=1).numpy())
+    correct = int((np.concatenate(predictions) == np.asarray(labels)).sum())
+    return ClassificationResult(csv_path=str(csv_path), split=split, n_faces=len(labels), n_correct=correct,
+                                accuracy=correct / len(labels), n_skipped=skipped)
+
+
+def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str | Path | None = None,
+             csv: str | Path | None = None, classifier: "FaceModel | None" = None,
+             class_names: Sequence[str] = (), far: float = 1e-3, out_dir: str | Path | None = None,
+             model_path: str | Path | None = None, limit_pairs: int | None = None, pick: str = "center",
+             detector: "FaceDetector | None" = None, batch_size: int = 64, overwrite: bool = False,
+             progress: bool = True) -> EvaluationResult:
+    """Evaluate one embedder: classification on ``csv`` (needs ``classifier``) and verification on ``pairs``.
+
+    Writes ``report.json``, ``roc.png`` and ``scores.png`` to ``out_dir`` (default ``<model stem>.eval/`` beside
+    ``model_path``; nothing is written when neither is given).
+    """
+    started = time.perf_counter()
+    if pairs is None and csv is None:
+        raise InputError("nothing to evaluate", hint="give --pairs PAIRS.txt (verification) and/or --csv faces.csv")
+    if not (0 < far < 1):
+        raise InputError(f"--far must be between 0 and 1, e.g. 1e-3; got {far}")
+    if pick not in ("center", "confidence"):
+        raise InputError(f"pick must be 'center' or 'confidence', got {pick!r}")
+    if out_dir is None and model_path is not None:
+        out_dir = default_eval_dir(model_path)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        check_outputs_free([out / REPORT_NAME, out / ROC_NAME, out / HISTOGRAM_NAME], overwrite)
+        ensure_writable_dir(out)
+
+    notes: list[str] = []
+    timings: dict[str, float] = {}
+    classification = None
+    if csv is not None:
+        if classifier is None or classifier.num_classes == 0:
+            notes.append("classification skipped: the model has no classifier head (a .tflite or head-less model)")
+            log.warning(notes[-1])
+        else:
+            t0 = time.perf_counter()
+            classification = classification_accuracy(classifier, class_names, csv, batch_size=batch_size,
+                                                      progress=progress)
+            timings["classification_s"] = time.perf_counter() - t0
+
+    verification, scores, same = None, None, None
+    if pairs is not None:
+        verification, scores, same = verify_pairs(embedder, pairs, data, far=far, limit_pairs=limit_pairs, pick=pick,
+                                                  detector=detector, batch_size=batch_size, progress=progress,
+                                                  timings=timings)
+        if verification.n_center_crop_fallbacks:
+            notes.append(f"MTCNN found no face in {verification.n_center_crop_fallbacks} of "
+                         f"{verification.n_images} images; they were centre-cropped")
+        unresolved = [k for k, ok in verification.far_resolvable.items() if not ok]
+        if unresolved:
+            notes.append(f"FAR {', '.join(unresolved)} is below 1/{verification.n_different} different-person pairs: "
+                         "the threshold there is just above the highest impostor score (use pairs.txt for more)")
+
+    timings["total_s"] = time.perf_counter() - started
+    result = EvaluationResult(
+        model_path=None if model_path is None else str(model_path), model_sha256=embedder.model_sha256,
+        embedder=embedder.name, spec=embedder.spec.to_dict(), classification=classification,
+        verification=verification, out_dir=out, report_path=None, roc_path=None, histogram_path=None,
+        seconds=timings["total_s"], timings=timings, notes=notes,
+    )
+    if out is not None:
+        _write_outputs(result, out, scores, same)
+    return result
+
+
+def _write_outputs(result: EvaluationResult, out: Path, scores, same) -> None:
+    from toolkit.plots import plot_roc, plot_score_histogram
+
+    v = result.verification
+    label = Path(result.model_path).name if result.model_path else result.embedder
+    if v is not None:
+        key = far_key(v.far)
+        result.roc_path = plot_roc(
+            {f"{label} (AUC {v.auc:.4f})": (v.roc_points["fpr"], v.roc_points["tpr"])}, out / ROC_NAME,
+            title=f"ROC, {Path(v.pairs_file).name}", marks={f"threshold at FAR {key}": (v.far_measured[key], v.tar_at_far[key])},
+        )
+        result.histogram_path = plot_score_histogram(
+            scores, same, out / HISTOGRAM_NAME, title=f"{label}: {Path(v.pairs_file).name}",
+            thresholds={"best accuracy": v.best_threshold, f"FAR {key}": v.threshold},
+        )
+    result.report_path = out / REPORT_NAME
+    write_json_atomic(result.report_path, result.to_report())
+    log.info("wrote %s", result.report_path)
+
+
+def evaluate_model_file(path: str | Path, options: "EmbedderOptions | None" = None, **kwargs) -> EvaluationResult:
+    """Load a checkpoint / state_dict / .tflite as an embedder (and the classifier head of a checkpoint), evaluate."""
+    from toolkit.embedders import EmbedderOptions, TorchEmbedder, load_embedder
+
+    path = Path(path)
+    options = options or EmbedderOptions()
+    if not path.exists():
+        raise InputError(f"model not found: {path}")
+    classifier, class_names = None, []
+    if path.suffix.lower() != ".tflite" and options.backbone is None:
+        from toolkit.checkpoint import load_checkpoint
+
+        loaded = load_checkpoint(path)
+        if options.crop and options.crop != loaded.model.spec.crop:
+            loaded.model.spec = loaded.model.spec.replace(crop=options.crop)
+        embedder = TorchEmbedder.from_checkpoint(loaded, device=options.device)
+        if loaded.model.num_classes:
+            classifier, class_names = loaded.model, list(loaded.meta.class_names)
+    else:
+        embedder = load_embedder(path, options)
+    return evaluate(embedder, classifier=classifier, class_names=class_names, model_path=path, **kwargs)
