@@ -21,8 +21,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--pairs", type=Path, required=True)
-    parser.add_argument("--csv", type=Path, required=True, help="faces CSV whose image_path values are name/name_NNNN.jpg")
-    parser.add_argument("--image-root", type=Path, default=None)
+    parser.add_argument("--csv", type=Path, default=None, help="faces CSV whose image_path values are name/name_NNNN.jpg")
+    parser.add_argument("--image-root", type=Path, default=None, help="the LFW image folder (name/name_NNNN.jpg)")
+    parser.add_argument("--detect", action="store_true", help="run MTCNN on the pair images instead of reading --csv")
     parser.add_argument("--device", default="cuda" if __import__("torch").cuda.is_available() else "cpu")
     args = parser.parse_args()
 
@@ -40,14 +41,29 @@ def main() -> None:
     ckpt = load_checkpoint(args.checkpoint)
     spec = ckpt.meta.spec
     pairs = read_pairs(args.pairs)
-    records = {r.image_path: r for r in read_faces_csv(args.csv)}
-    root = args.image_root or image_root_for(args.csv)
+    if args.detect:
+        from toolkit.data.detect import FaceDetector, pick_face
+
+        root = args.image_root
+        rels = pairs.image_paths()
+        found = FaceDetector(device=args.device).detect_files([root / r for r in rels], progress=False)
+        records = {}
+        for rel, dets in zip(rels, found):
+            if isinstance(dets, str) or not dets:
+                continue
+            with Image.open(root / rel) as im:
+                face = pick_face(dets, im.size, "center")
+            records[rel] = face
+    else:
+        records = {r.image_path: r for r in read_faces_csv(args.csv)}
+        root = args.image_root or image_root_for(args.csv)
     wanted = [p for p in pairs.image_paths() if p in records]
     crops = []
     for rel in wanted:
         r = records[rel]
         with Image.open(root / rel) as im:
-            crops.append(crop_face(im.convert("RGB"), spec, r.bbox, r.landmarks))
+            box = r.box if hasattr(r, "box") else r.bbox
+            crops.append(crop_face(im.convert("RGB"), spec, box, r.landmarks))
     model = embedding_model_from(ckpt.model).to(args.device)
     embeddings = {}
     with torch.no_grad():
