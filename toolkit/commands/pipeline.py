@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import click
+
+
+@click.command("pipeline")
+@click.argument("config", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="Run folder: every stage writes into it; re-running resumes and redoes only what changed.")
+@click.option("--force", multiple=True, help="Re-run this stage even if it is up to date (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def pipeline_cmd(config, run_dir, force, as_json):
+    """Run prepare -> train -> export -> evaluate -> parity -> bench -> deploy from one YAML config.
+
+    Exit code 0 when the budget (int8 accuracy drop, parity) holds, 1 when it does not, 2 on bad input.
+    """
+    from toolkit.commands.common import echo_json
+    from toolkit.io import read_json
+    from toolkit.pipeline import raise_on_budget, run_pipeline
+
+    result = run_pipeline(config, run_dir, force=tuple(force))
+    if as_json:
+        echo_json(read_json(result.report_json))
+    else:
+        click.echo("stages:")
+        for s in result.stages:
+            click.echo(f"  {s.name:<9} {'cached' if s.cached else 'ran':<6} {s.seconds:8.1f} s")
+        click.echo("accuracy ladder:")
+        for row in result.ladder:
+            tar = (row.get("tar_at_far") or {}).get("0.001")
+            click.echo(f"  {row['model']:<16} acc {100 * row.get('accuracy_mean', 0):6.2f} "
+                       f"± {100 * row.get('accuracy_std', 0):4.2f}  AUC {row.get('auc', 0):.4f}  "
+                       f"TAR@1e-3 {'-' if tar is None else f'{100 * tar:6.2f}'}  thr {row.get('threshold', 0):.3f}")
+        click.echo(f"report: {result.report_html}")
+        click.echo(f"wall time: {result.seconds:.1f} s; budget: {'PASS' if result.passed else 'FAIL'}")
+    raise_on_budget(result)

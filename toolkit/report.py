@@ -1,0 +1,212 @@
+"""The pipeline's self-contained HTML report: tables plus the plots embedded as base64 PNGs (one file to share)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from toolkit.io import write_text_atomic
+
+APP_RUNTIME = "2.12.0"  # the runtime the reference app pins; the verdict column compares against it
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0} th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th{background:#f3f3f3} td:first-child,th:first-child{text-align:left}
+.pass{color:#0a0;font-weight:bold} .fail{color:#c00;font-weight:bold} .muted{color:#777}
+img{max-width:100%;border:1px solid #eee;margin:.4em 0} pre{background:#f7f7f7;padding:.8em;overflow:auto}
+"""
+
+
+def _png_tag(path: str | Path | None, alt: str, width: int | None = None) -> str:
+    if not path or not Path(path).is_file():
+        return ""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    w = f' width="{width}"' if width else ""
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"{w}>'
+
+
+def _fig_tag(fig, alt: str) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _pct(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f}"
+
+
+def _ver(v: str | None) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in (v or "0").split("."))
+    except ValueError:
+        return (0,)
+
+
+def roc_overlay(ladder: list[dict[str, Any]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    drawn = False
+    for row in ladder:
+        pts = row.get("roc_points") or {}
+        if pts.get("fpr") and pts.get("tpr"):
+            ax.plot(pts["fpr"], pts["tpr"], label=f"{row['model']} (AUC {row.get('auc', 0):.4f})")
+            drawn = True
+    if not drawn:
+        plt.close(fig)
+        return ""
+    ax.set_xscale("log")
+    ax.set_xlim(1e-4, 1)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title("ROC, same pairs for every backend")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    tag = _fig_tag(fig, "ROC overlay")
+    plt.close(fig)
+    return tag
+
+
+def write_html_report(report: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    parts: list[str] = [f"<!doctype html><html><head><meta charset='utf-8'><title>ftk report</title>"
+                        f"<style>{CSS}</style></head><body>"]
+    verdict = '<span class="pass">PASS</span>' if report.get("passed") else '<span class="fail">FAIL</span>'
+    parts.append(f"<h1>ftk pipeline report {verdict}</h1>")
+    parts.append(f"<p class='muted'>{html.escape(report.get('created_at', ''))} · ftk {report.get('ftk_version')} · "
+                 f"config {html.escape(report.get('config_path', ''))} · wall time {report.get('wall_seconds')} s</p>")
+    if report.get("budget_failures"):
+        parts.append("<ul>" + "".join(f"<li class='fail'>{html.escape(f)}</li>" for f in report["budget_failures"])
+                     + "</ul>")
+
+    # Accuracy ladder
+    ladder = report.get("ladder") or []
+    parts.append("<h2>Accuracy ladder (same pairs, every backend)</h2>")
+    rows = []
+    for r in ladder:
+        tar = r.get("tar_at_far") or {}
+        rows.append([html.escape(r["model"]),
+                     f"{_pct(r.get('accuracy_mean'))} ± {_pct(r.get('accuracy_std'))}",
+                     f"{r.get('auc', 0):.4f}", _pct(r.get("eer")),
+                     _pct(tar.get("0.01")), _pct(tar.get("0.001")),
+                     f"{r.get('threshold', float('nan')):.4f}" if r.get("threshold") is not None else "-",
+                     _pct(r.get("classification_accuracy"))])
+    far = ladder[0].get("far") if ladder else None
+    parts.append(_table(["model", "10-fold acc %", "AUC", "EER %", "TAR@1e-2 %", "TAR@1e-3 %",
+                         f"threshold @FAR {far}", "classif. acc %"], rows))
+    if ladder:
+        parts.append(f"<p class='muted'>{ladder[0].get('n_pairs')} pairs from "
+                     f"{html.escape(str(report.get('config', {}).get('evaluate', {}).get('pairs')))}</p>")
+    parts.append(roc_overlay(ladder))
+    for r in ladder:
+        if r["model"].startswith("tflite int8") or r["model"] == "pytorch":
+            parts.append(_png_tag(r.get("scores_png"), f"score histogram {r['model']}", 520))
+
+    # Parity
+    parity = report.get("parity") or {}
+    if parity:
+        parts.append("<h2>Parity (TFLite vs PyTorch on real face crops)</h2>")
+        rows = []
+        for precision, rep in parity.items():
+            m = rep.get("metrics", {})
+            ok = '<span class="pass">pass</span>' if rep.get("passed") else '<span class="fail">fail</span>'
+            rows.append([precision, m.get("faces", "-"), f"{m.get('mean_cosine', float('nan')):.5f}",
+                         f"{m.get('min_cosine', float('nan')):.5f}", f"{m.get('max_abs_diff', float('nan')):.4g}",
+                         f"{m.get('max_similarity_deviation', float('nan')):.4g}",
+                         _pct(m.get("nn_agreement")), _pct(m.get("decision_agreement")), ok])
+        parts.append(_table(["precision", "faces", "cos mean", "cos min", "max |diff|", "sim-matrix max dev",
+                             "NN agree %", "decision agree %", "verdict"], rows))
+
+    # Export: sizes and runtime compatibility
+    export = report.get("export") or {}
+    if export.get("artifacts"):
+        parts.append(f"<h2>Export: sizes and runtime compatibility (app pins TFLite {APP_RUNTIME})</h2>")
+        rows = []
+        for precision, a in export["artifacts"].items():
+            need = a.get("min_runtime")
+            ok = need is not None and _ver(need) <= _ver(APP_RUNTIME)
+            verdict_cell = ('<span class="pass">loads on ' + APP_RUNTIME + "</span>") if ok else (
+                f'<span class="fail">needs {html.escape(str(need))}</span>')
+            rows.append([precision, f"{a['size_bytes'] / 2**20:.2f}", need or "unknown", verdict_cell,
+                         f"{a.get('seconds', 0):.1f}", f"{a.get('peak_rss_mib', 0):.0f}",
+                         f"<code>{a.get('sha256', '')[:16]}</code>"])
+        parts.append(_table(["precision", "size MiB", "min runtime", "verdict", "export s", "peak RSS MiB",
+                             "sha256"], rows))
+
+    # Latency
+    bench = report.get("bench")
+    if bench:
+        parts.append("<h2>Host latency</h2>")
+        rows = []
+        for e in bench.get("entries", []):
+            lat = e.get("latency") or {}
+            rows.append([html.escape(e["model"]), e["threads"], f"{lat.get('median_ms', float('nan')):.2f}",
+                         f"{lat.get('p90_ms', float('nan')):.2f}", f"{lat.get('min_ms', float('nan')):.2f}",
+                         f"{(e.get('file_size_bytes') or 0) / 2**20:.2f}",
+                         f"{e.get('peak_rss_mb') or float('nan'):.0f}"])
+        parts.append(_table(["model", "threads", "median ms", "p90 ms", "min ms", "size MiB", "peak RSS MB"], rows))
+        parts.append(_png_tag((bench.get("outputs") or {}).get("plot"), "latency chart", 640))
+        env = bench.get("environment") or {}
+        parts.append(f"<p class='muted'>host: {html.escape(str(env.get('cpu', '')))}</p>")
+
+    # Training
+    train = report.get("train")
+    if train:
+        parts.append("<h2>Training</h2>")
+        parts.append(_table(["classes", "train images", "val images", "epochs", "best val acc %", "images/s",
+                             "device", "seconds"],
+                            [[train.get("num_classes"), train.get("num_train"), train.get("num_val"),
+                              train.get("epochs_completed"), _pct(train.get("best_val_acc")),
+                              f"{train.get('images_per_second', 0):.1f}", train.get("device"),
+                              f"{train.get('seconds', 0):.0f}"]]))
+        out_dir = Path(train.get("out_dir", ""))
+        for png in sorted(out_dir.glob("*.png")) if out_dir.is_dir() else []:
+            parts.append(_png_tag(png, png.stem, 720))
+
+    # Data
+    prep = report.get("prepare") or {}
+    if prep:
+        parts.append("<h2>Data</h2>")
+        parts.append(_table(["images", "faces", "rejected", "identities", "splits", "images/s"],
+                            [[prep.get("n_images"), prep.get("n_faces"), prep.get("n_rejected"),
+                              prep.get("n_identities"), html.escape(json.dumps(prep.get("split_counts", {}))),
+                              f"{prep.get('images_per_second', 0):.1f}"]]))
+        parts.append(_png_tag(prep.get("contact_sheet_path"), "contact sheet", 720))
+
+    # Deploy
+    dep = report.get("deploy")
+    if dep:
+        parts.append("<h2>Deploy</h2>")
+        diff = dep.get("diff") or ""
+        parts.append(f"<pre>{html.escape(diff) or 'no changes'}</pre>")
+        for w in dep.get("warnings", []):
+            parts.append(f"<p class='muted'>warning: {html.escape(str(w))}</p>")
+
+    # Stages, versions, inputs
+    parts.append("<h2>Stages</h2>")
+    parts.append(_table(["stage", "cached", "seconds", "key"],
+                        [[s["name"], "yes" if s["cached"] else "no", s["seconds"], f"<code>{s['key']}</code>"]
+                         for s in report.get("stages", [])]))
+    parts.append("<h2>Versions and inputs</h2>")
+    parts.append(_table(["what", "value"], [[html.escape(k), html.escape(str(v))]
+                                            for k, v in {**report.get("versions", {}),
+                                                         **report.get("inputs", {})}.items()]))
+    parts.append("</body></html>")
+    write_text_atomic(path, "\n".join(p for p in parts if p))
+    return path
