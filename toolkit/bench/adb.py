@@ -2,7 +2,7 @@
 
 Transport: the ``adb-shell`` Python package (``AdbDeviceTcp``) for ``host:port`` serials, or the ``adb`` command
 (USB serials, or ``--adb-client adb``). adb-shell's ``shell()`` returns no exit status, so every command is sent as
-``<cmd>; echo "__FTK_RC=$?"`` and the marker is checked; a missing marker means the device went away. Every path and
+``(<cmd>); echo "__FTK_RC=$?"`` and the marker is checked; a missing marker means the device went away. Every path and
 argument that reaches the device shell goes through :func:`shlex.quote`.
 
 On a phone the benchmark binary is TensorFlow Lite's ``benchmark_model`` built for the phone's ABI: pass
@@ -57,7 +57,8 @@ class AdbClient(Protocol):
 
 
 def with_exit_code(command: str) -> str:
-    return f"{command}; echo \"{RC_MARKER}$?\""
+    # A subshell, so that `exit N` (or a multi-line script) still reaches the marker.
+    return f"(\n{command.strip()}\n); echo \"{RC_MARKER}$?\""
 
 
 def split_exit_code(serial: str, output: str) -> tuple[str, int]:
@@ -78,12 +79,12 @@ class PythonAdbClient:
             raise InputError(f"adb-shell connects to host:port serials, got {serial!r}",
                              hint="use --adb-client adb for USB serials")
         try:
-            from adb_shell.adb_device import AdbDeviceTcp
+            from adb_shell.adb_device import AdbDevice
         except ImportError as exc:
             raise DependencyError("the adb-shell package is not installed", hint="pip install adb-shell") from exc
         self.serial = serial
-        self._device = AdbDeviceTcp(m.group("host"), int(m.group("port")),
-                                    default_transport_timeout_s=connect_timeout_s)
+        self._device = AdbDevice(_eof_aware_transport(m.group("host"), int(m.group("port"))),
+                                 default_transport_timeout_s=connect_timeout_s)
         signers = _load_signers(rsa_key_path)
         try:
             self._device.connect(rsa_keys=signers, auth_timeout_s=connect_timeout_s,
@@ -117,6 +118,24 @@ class PythonAdbClient:
             self._device.close()
         except Exception:  # noqa: BLE001 - closing a dead connection
             pass
+
+
+def _eof_aware_transport(host: str, port: int):
+    """adb-shell's TcpTransport, except that a closed connection raises at once.
+
+    adb-shell 0.4.4 treats ``recv() == b""`` (the peer closed) as "no data yet" and spins until ``read_timeout_s``,
+    so a device that disappears would be noticed only after that timeout.
+    """
+    from adb_shell.transport.tcp_transport import TcpTransport
+
+    class EofAwareTcpTransport(TcpTransport):
+        def bulk_read(self, numbytes, transport_timeout_s):
+            data = super().bulk_read(numbytes, transport_timeout_s)
+            if not data and numbytes:
+                raise ConnectionResetError(f"connection to {host}:{port} closed by the device")
+            return data
+
+    return EofAwareTcpTransport(host, port)
 
 
 class CommandAdbClient:
@@ -307,8 +326,8 @@ def parse_harness_output(text: str) -> tuple[dict[str, str], list[HarnessRun]]:
                 run.parsed = parse_benchmark_output(body, source=f"run {run.repeat}")
             except BenchmarkOutputError as exc:
                 run.error = str(exc)
-            if run.rc != 0 and run.error is None:
-                run.error = f"benchmark binary exited with {run.rc}"
+            if run.rc != 0:
+                run.error = f"benchmark binary exited with {run.rc}" + (f": {run.error}" if run.error else "")
             runs.append(run)
             current = None
         elif current is not None:
