@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-FIXTURE_APP = Path(__file__).resolve().parents[1] / "fixtures" / "android_app"
+FIXTURE_ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "android_app"
+FIXTURE_APP = FIXTURE_ROOT / "FaceRecognition"
+GRADLE_VARIANTS = FIXTURE_ROOT / "gradle_variants"
 
 
 def _convert_tiny(out_dir: Path) -> dict[str, Path]:
@@ -47,7 +49,8 @@ def write_manifest(export_dir: Path, spec_dict: dict, files: dict[str, Path]) ->
 
     manifest = {
         "spec": spec_dict,
-        "artifacts": {variant: {"file": path.name, "precision": variant, "sha256": sha256_file(path)}
+        "input": {"value_range": spec_dict.get("value_range", [0.0, 255.0]), "normalization": "in-graph: (x - mean) / std"},
+        "artifacts": {path.name: {"precision": variant, "sha256": sha256_file(path)}
                       for variant, path in files.items()},
     }
     path = export_dir / "manifest.json"

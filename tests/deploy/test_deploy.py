@@ -1,0 +1,293 @@
+"""ftk deploy against a fixture Android app checkout (copied to tmp per test) with real tiny .tflite exports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.deploy.conftest import GRADLE_VARIANTS, write_manifest
+from toolkit.deploy import CompatibilityError, deploy, revert
+from toolkit.deploy.android import find_app
+from toolkit.deploy.gradle import find_runtime
+from toolkit.errors import InputError, ModelFileError
+from toolkit.models.registry import default_spec
+
+SCANNER = "app/src/main/java/com/example/facerecognition/ScannerActivity.kt"
+CHECK = "app/src/main/java/com/example/facerecognition/CheckRecordsActivity.kt"
+ASSETS = "app/src/main/assets"
+
+
+def ftk(*args: str) -> subprocess.CompletedProcess:
+    """The real CLI in a subprocess (exit codes and the error line as a user sees them)."""
+    return subprocess.run([sys.executable, "-m", "toolkit.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file under root (the deploy state folder excluded)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and ".ftk-deploy" not in p.parts}
+
+
+def test_patch_then_noop_then_revert(tiny_export, android_app):
+    spec = default_spec("tiny")
+    before = snapshot(android_app)
+    original_scanner = (android_app / SCANNER).read_text()
+
+    result = deploy(tiny_export, android_app, variant="int8", threshold=0.42)
+    assert result.applied and result.compatibility.compatible
+    asset = android_app / ASSETS / "ftk_tiny_int8.tflite"
+    assert asset.read_bytes() == (tiny_export / "model_int8.tflite").read_bytes()
+    assert (android_app / ASSETS / "mobile_face_net.tflite").read_bytes() == \
+        (Path(__file__).parents[1] / "fixtures/android_app/FaceRecognition" / ASSETS / "mobile_face_net.tflite").read_bytes()
+
+    scanner = (android_app / SCANNER).read_text()
+    check = (android_app / CHECK).read_text()
+    # Values change, trailing comments and spacing stay exactly as they were.
+    assert f"    private val inputSize = {spec.input_size} // 160\n" in scanner
+    assert f"    private val embeddingDim = {spec.embedding_dim} // 512 //  // 128 // this is the output size\n" in scanner
+    assert f"    private val inputSize = {spec.input_size}   // 160\n" in check
+    assert f"    private val embeddingDim = {spec.embedding_dim}  // 512 // 128 // this is the output size\n" in check
+    assert "        val threshold = 0.42\n" in check
+    # Only the active loader changed; the commented-out alternatives are untouched.
+    assert 'FileUtil.loadMappedFile(context, "ftk_tiny_int8.tflite")' in scanner
+    assert '//        interpreter = Interpreter(FileUtil.loadMappedFile(context, "facenet.tflite")' in scanner
+    assert '// interpreter = Interpreter(FileUtil.loadMappedFile(context, "facenet_int_quantized.tflite")' in scanner
+    assert 'mobile_face_net.tflite' not in scanner
+    # Nothing else in the file changed: the line-by-line diff touches exactly the 3 patched lines.
+    changed = [(a, b) for a, b in zip(original_scanner.splitlines(), scanner.splitlines()) if a != b]
+    assert len(changed) == 3 and len(original_scanner.splitlines()) == len(scanner.splitlines())
+    assert any("SharedPreferences 'face_embeddings'" in w and "re-enrol" in w for w in result.warnings)
+
+    after = snapshot(android_app)
+    again = deploy(tiny_export, android_app, variant="int8", threshold=0.42)
+    assert not again.applied and again.changed_files == [] and again.diff == ""
+    assert snapshot(android_app) == after
+
+    undone = revert(android_app)
+    assert sorted(undone.removed) == [f"{ASSETS}/ftk_tiny_int8.tflite"]
+    assert snapshot(android_app) == before
+    with pytest.raises(InputError, match="nothing to revert"):
+        revert(android_app)
+
+
+def test_dry_run_writes_nothing_and_shows_diff(tiny_export, android_app):
+    before = snapshot(android_app)
+    listing = sorted(p for p in android_app.rglob("*"))
+    result = deploy(tiny_export, android_app, variant="float32", threshold=0.5, dry_run=True)
+    assert result.dry_run and not result.applied
+    assert snapshot(android_app) == before and sorted(android_app.rglob("*")) == listing
+    assert "-    private val inputSize = 112 // 160" in result.diff
+    assert "+        val threshold = 0.5" in result.diff
+    assert "Binary file app/src/main/assets/ftk_tiny_float32.tflite: absent" in result.diff
+    assert result.compatibility.compatible
+
+
+def test_cli_deploy_dry_run_and_revert(tiny_export, android_app):
+    dry = ftk("deploy", str(tiny_export), "--app", str(android_app), "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "runtime check" in dry.stdout and ": compatible" in dry.stdout and "nothing was written" in dry.stdout
+    assert "+    private val inputSize = 32 // 160" in dry.stdout
+    assert not (android_app / ASSETS / "ftk_tiny_int8.tflite").exists()
+    real = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4")
+    assert real.returncode == 0, real.stderr
+    assert (android_app / ASSETS / "ftk_tiny_int8.tflite").exists()
+    back = ftk("deploy", "--revert", "--app", str(android_app))
+    assert back.returncode == 0, back.stderr
+    assert not (android_app / ASSETS / "ftk_tiny_int8.tflite").exists()
+    bad = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "high")
+    assert bad.returncode == 2 and "neither a number nor 'auto'" in bad.stderr
+
+
+def test_threshold_auto_uses_report_for_this_exact_file(tiny_export, android_app):
+    from toolkit.io import sha256_file
+    from toolkit.reports import default_eval_dir
+
+    model = tiny_export / "model_int8.tflite"
+    with pytest.raises(InputError, match="ftk evaluate"):
+        deploy(tiny_export, android_app, threshold="auto")
+    report_dir = default_eval_dir(model)
+    report_dir.mkdir()
+    report = {"model_sha256": sha256_file(model),
+              "verification": {"thresholds_at_far": {"0.01": 0.3123, "0.001": 0.4567}}}
+    (report_dir / "report.json").write_text(json.dumps(report))
+    result = deploy(tiny_export, android_app, threshold="auto", far=1e-3)
+    assert result.threshold == pytest.approx(0.4567) and result.threshold_source == "auto"
+    assert "val threshold = 0.4567\n" in (android_app / CHECK).read_text()
+    with pytest.raises(InputError, match="no threshold at FAR"):
+        deploy(tiny_export, android_app, threshold="auto", far=0.05)
+    # A report for another file (sha mismatch) is never used.
+    report["model_sha256"] = "0" * 64
+    (report_dir / "report.json").write_text(json.dumps(report))
+    with pytest.raises(InputError, match="ftk evaluate"):
+        deploy(tiny_export, android_app, threshold="auto")
+
+
+def test_unchanged_strict_threshold_warns(tiny_export, android_app):
+    result = deploy(tiny_export, android_app, dry_run=True)
+    assert result.threshold_source == "unchanged"
+    assert any("0.98" in w and "stricter" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize("variant_dir, style, gradle_file", [
+    ("groovy", "groovy", "app/build.gradle"),
+    ("catalog", "version-catalog", "gradle/libs.versions.toml"),
+])
+def test_gradle_variants_detect_and_bump(tiny_export, android_app, variant_dir, style, gradle_file):
+    (android_app / "app" / "build.gradle.kts").unlink()
+    shutil.copytree(GRADLE_VARIANTS / variant_dir, android_app, dirs_exist_ok=True)
+    runtime = find_runtime(android_app)
+    assert (runtime.version, runtime.style) == ("2.12.0", style)
+    before = (android_app / gradle_file).read_text()
+    result = deploy(tiny_export, android_app, bump_runtime="2.16.1", threshold=0.4)
+    after = (android_app / gradle_file).read_text()
+    assert result.compatibility.target_runtime == "2.16.1"
+    assert find_runtime(android_app).version == "2.16.1"
+    assert "0.4.3" in after  # tensorflow-lite-support has its own version line: untouched
+    assert before.replace("2.12.0", "2.16.1") == after
+    revert(android_app)
+    assert (android_app / gradle_file).read_text() == before
+
+
+def test_kotlin_dsl_runtime_and_bump_diff(tiny_export, android_app):
+    runtime = find_runtime(android_app)
+    assert (runtime.version, runtime.style) == ("2.12.0", "kotlin-dsl")
+    result = deploy(tiny_export, android_app, bump_runtime="2.14.0", dry_run=True)
+    assert '+    implementation("org.tensorflow:tensorflow-lite:2.14.0")' in result.diff
+    assert '+    implementation("org.tensorflow:tensorflow-lite-gpu:2.14.0")' in result.diff
+    assert "tensorflow-lite-support:0.4.3" not in "".join(l for l in result.diff.splitlines() if l.startswith("+"))
+
+
+def test_refuses_hybrid_int8_on_2_12_and_nothing_changes(tiny_tflite_models, tmp_path, android_app):
+    export = tmp_path / "hybrid_export"
+    export.mkdir()
+    model = shutil.copy(tiny_tflite_models["dynamic_int8"], export / "model_int8.tflite")
+    write_manifest(export, default_spec("tiny").to_dict(), {"int8": Path(model)})
+    before = snapshot(android_app)
+    with pytest.raises(CompatibilityError, match="dynamic-range") as excinfo:
+        deploy(export, android_app)
+    assert "2.12.0" in str(excinfo.value)
+    assert snapshot(android_app) == before and not (android_app / ".ftk-deploy").exists()
+    verdict = deploy(export, android_app, dry_run=True).compatibility
+    assert not verdict.compatible and verdict.hybrid_int8
+    out = ftk("deploy", str(export), "--app", str(android_app), "--dry-run")
+    assert out.returncode == 2 and "INCOMPATIBLE" in out.stdout and "error: the model would be refused" in out.stderr
+
+
+def test_refuses_op_newer_than_app_runtime(tiny_export, android_app):
+    # Pin the app to a runtime older than FULLY_CONNECTED v5 (2.0.0) in the float32 export.
+    gradle = android_app / "app" / "build.gradle.kts"
+    gradle.write_text(gradle.read_text().replace("2.12.0", "1.15.0"))
+    before = snapshot(android_app)
+    with pytest.raises(CompatibilityError, match=r"FULLY_CONNECTED version \d+ needs TFLite runtime >= 2"):
+        deploy(tiny_export, android_app, variant="float32")
+    assert snapshot(android_app) == before
+    result = deploy(tiny_export, android_app, variant="float32", bump_runtime="2.12.0", threshold=0.4)
+    assert result.applied and "2.12.0" in gradle.read_text() and "1.15.0" not in gradle.read_text()
+
+
+def test_refuses_missing_activity(tiny_export, android_app):
+    (android_app / SCANNER).unlink()
+    with pytest.raises(InputError, match="expected two activities"):
+        deploy(tiny_export, android_app)
+
+
+def test_refuses_unexpected_declaration(tiny_export, android_app):
+    path = android_app / CHECK
+    path.write_text(path.read_text().replace("private val inputSize = 112   // 160",
+                                             "private val inputSize = INPUT_SIZE   // 160"))
+    before = snapshot(android_app)
+    with pytest.raises(InputError, match=r"CheckRecordsActivity.kt:\d+: unexpected declaration of inputSize"):
+        deploy(tiny_export, android_app)
+    assert snapshot(android_app) == before
+
+
+def test_refuses_model_manifest_mismatch(tiny_export, android_app):
+    manifest_path = tiny_export / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["spec"]["embedding_dim"] = 512
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match=r"outputs \[1, 16\], the manifest says \[1, 512\]"):
+        deploy(tiny_export, android_app)
+    manifest["spec"]["embedding_dim"] = 16
+    manifest["spec"]["value_range"] = [-1.0, 1.0]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="raw 0..255"):
+        deploy(tiny_export, android_app)
+
+
+def test_refuses_without_manifest_and_clobbering_foreign_asset(tiny_export, android_app, tmp_path):
+    lone = tmp_path / "lone" / "model.tflite"
+    lone.parent.mkdir()
+    shutil.copy(tiny_export / "model_int8.tflite", lone)
+    with pytest.raises(ModelFileError, match="manifest"):
+        deploy(lone, android_app)
+    foreign = android_app / ASSETS / "ftk_tiny_int8.tflite"
+    foreign.write_bytes(b"someone else's model")
+    with pytest.raises(InputError, match="already exists"):
+        deploy(tiny_export, android_app)
+    assert foreign.read_bytes() == b"someone else's model"
+    # Our own asset from an earlier deploy may be replaced (float32 then int8 under one name).
+    foreign.unlink()
+    deploy(tiny_export, android_app, variant="float32", asset_name="ftk_face.tflite", threshold=0.4)
+    result = deploy(tiny_export, android_app, variant="int8", asset_name="ftk_face.tflite", threshold=0.4)
+    assert result.applied
+    assert (android_app / ASSETS / "ftk_face.tflite").read_bytes() == (tiny_export / "model_int8.tflite").read_bytes()
+
+
+def test_read_only_file_refused_before_anything_changes(tiny_export, android_app):
+    target = android_app / SCANNER
+    target.chmod(0o444)
+    before = snapshot(android_app)
+    try:
+        with pytest.raises(InputError, match="read-only"):
+            deploy(tiny_export, android_app, threshold=0.4)
+    finally:
+        target.chmod(0o644)
+    assert snapshot(android_app) == before and not (android_app / ".ftk-deploy").exists()
+
+
+def test_failure_mid_way_rolls_back_everything(tiny_export, android_app):
+    """An immutable file (chattr +i) passes the permission pre-check but its rename fails after the asset and
+    CheckRecordsActivity.kt were already replaced: both must be restored."""
+    target = android_app / SCANNER
+    if shutil.which("chattr") is None or subprocess.run(["chattr", "+i", str(target)], capture_output=True).returncode:
+        pytest.skip("chattr +i is not available here (needs root and a filesystem with the immutable flag)")
+    before = snapshot(android_app)
+    try:
+        with pytest.raises(InputError, match="every file was restored"):
+            deploy(tiny_export, android_app, threshold=0.4)
+    finally:
+        subprocess.run(["chattr", "-i", str(target)], check=True)
+    assert snapshot(android_app) == before
+    assert not (android_app / ".ftk-deploy").exists()
+    assert not list(android_app.rglob("*.ftk-tmp"))
+
+
+def test_git_dirty_warning_and_revert_refuses_after_user_edit(tiny_export, android_app):
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git not installed")
+    run = lambda *args: subprocess.run([git, "-C", str(android_app), *args], check=True, capture_output=True)
+    run("init", "-q")
+    run("-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    run("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "fixture")
+    (android_app / CHECK).write_text((android_app / CHECK).read_text() + "\n// local edit\n")
+    result = deploy(tiny_export, android_app, threshold=0.4)
+    assert any("uncommitted git changes" in w and "CheckRecordsActivity.kt" in w for w in result.warnings)
+    (android_app / SCANNER).write_text((android_app / SCANNER).read_text() + "\n// edited after deploy\n")
+    with pytest.raises(InputError, match="changed since ftk deploy"):
+        revert(android_app)
+    assert revert(android_app, force=True).restored
+
+
+def test_find_app_reads_current_settings(android_app):
+    app = find_app(android_app)
+    assert sorted(a.path.name for a in app.activities) == ["CheckRecordsActivity.kt", "ScannerActivity.kt"]
+    assert {(a.input_size, a.embedding_dim) for a in app.activities} == {(112, 192)}
+    assert app.current_models == ["mobile_face_net.tflite"]
+    assert app.threshold.value == "0.98"

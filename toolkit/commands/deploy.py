@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import click
+
+
+def _threshold(value):
+    if value is None or value.strip().lower() == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is neither a number nor 'auto'") from None
+
+
+@click.command("deploy")
+@click.argument("model", required=False, type=click.Path(exists=True))
+@click.option("--app", "app_dir", required=True, type=click.Path(file_okay=False),
+              help="Root of the Android app checkout to patch.")
+@click.option("--variant", type=click.Choice(["int8", "float32"]), default="int8", show_default=True,
+              help="Which artifact of an export folder to deploy.")
+@click.option("--threshold", default=None,
+              help="Match threshold (cosine) to write: a number, or 'auto' = the one ftk evaluate calibrated for "
+                   "exactly this file at --far. Default: leave it (with a warning if it looks far off).")
+@click.option("--far", type=float, default=1e-3, show_default=True, help="False-accept rate for --threshold auto.")
+@click.option("--dry-run", is_flag=True, help="Print the diff and the runtime verdict; write nothing.")
+@click.option("--bump-runtime", default=None, metavar="VERSION",
+              help="Also set the app's org.tensorflow:tensorflow-lite dependency (and its -gpu companions) to VERSION.")
+@click.option("--verify-runtime", is_flag=True,
+              help="Run the model under tensorflow-cpu==<app runtime> in a cached venv and compare embeddings with "
+                   "ai-edge-litert before changing anything.")
+@click.option("--asset-name", default=None, help="File name in assets/ (default ftk_<backbone>_<precision>.tflite).")
+@click.option("--revert", is_flag=True, help="Undo the last ftk deploy of --app from its backup.")
+@click.option("--force", is_flag=True, help="With --revert: revert even if the patched files were edited since.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, verify_runtime, asset_name, revert,
+               force, as_json):
+    """Put an exported model into an Android app checkout (EXPORT_DIR or .tflite), all-or-nothing."""
+    from toolkit.commands.common import echo_json
+
+    if revert:
+        from toolkit.deploy import revert as revert_app
+
+        result = revert_app(app_dir, force=force)
+        if as_json:
+            echo_json(result)
+            return
+        click.echo(f"reverted {len(result.restored)} file(s), removed {len(result.removed)} from {result.backup}")
+        for path in result.restored:
+            click.echo(f"  restored {path}")
+        for path in result.removed:
+            click.echo(f"  removed  {path}")
+        return
+    if model is None:
+        raise click.UsageError("give the export folder or .tflite to deploy (or --revert)")
+
+    from toolkit.deploy import CompatibilityError, deploy
+
+    result = deploy(model, app_dir, variant=variant, threshold=_threshold(threshold), far=far, dry_run=dry_run,
+                    bump_runtime=bump_runtime, verify_runtime=verify_runtime, asset_name=asset_name)
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        if dry_run:
+            click.echo(result.diff or "(no changes: the app already runs this model with these settings)")
+        click.echo(result.compatibility.describe())
+        if result.runtime_verify:
+            rv = result.runtime_verify
+            click.echo(f"runtime verify: tensorflow {rv['tensorflow_version']} vs ai-edge-litert on "
+                       f"{rv['num_inputs']} inputs: cosine min {rv['cosine_min']:.6f}, mean {rv['cosine_mean']:.6f}")
+        for message in result.warnings:
+            click.echo(f"warning: {message}", err=True)
+        if dry_run:
+            click.echo(f"dry run: {len(result.changed_files)} file(s) would change; nothing was written")
+        elif result.applied:
+            click.echo(f"deployed {result.asset} ({result.input_size}px in, {result.embedding_dim}-d out"
+                       + (f", threshold {result.threshold:g} [{result.threshold_source}]" if result.threshold is not None
+                          else "") + f"); changed {len(result.changed_files)} file(s); backup {result.backup_dir}")
+            click.echo(f"undo with: ftk deploy --revert --app {app_dir}")
+        else:
+            click.echo("nothing to do: the app already runs this model with these settings")
+    if dry_run and not result.compatibility.compatible:
+        raise CompatibilityError("the model would be refused: " + "; ".join(result.compatibility.reasons),
+                                 hint="pass --bump-runtime VERSION or export a compatible variant")
