@@ -1,0 +1,174 @@
+"""parity-check: the metrics themselves, the real tiny export against its checkpoint (pass), a checkpoint whose
+weights changed after export (fail, exit 1), and bad inputs (exit 2)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.unit.export_helpers import error_lines, lfw_faces_csv, reference_checkpoint, run_cli, tiny_export
+from toolkit.errors import InputError
+from toolkit.parity import DEFAULT_TOLERANCES, compare_embeddings, evaluate_tolerances, parse_tolerances
+
+
+@pytest.fixture(scope="module")
+def faces_csv(lfw_dir, tmp_path_factory) -> Path:
+    return lfw_faces_csv(lfw_dir, tmp_path_factory.mktemp("csv"))
+
+
+@pytest.fixture(scope="module")
+def ref_ckpt(tmp_path_factory) -> Path:
+    return reference_checkpoint(tmp_path_factory.mktemp("refckpt"))
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory, ref_ckpt, faces_csv) -> Path:
+    return tiny_export(tmp_path_factory.mktemp("export"), ref_ckpt, faces_csv)
+
+
+# --- the metrics on plain arrays -------------------------------------------------------------------------------------
+def _unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_identical_embeddings_are_perfect():
+    e = _unit(np.random.default_rng(0).normal(size=(10, 8)))
+    m = compare_embeddings(e, e.copy())
+    assert m.min_cosine == pytest.approx(1.0) and m.max_abs_diff == 0 and m.max_similarity_deviation == 0
+    assert m.nn_agreement == 1.0 and m.decision_agreement == 1.0 and m.pairs == 45
+    assert m.threshold_source.startswith("median")
+    assert evaluate_tolerances(m, DEFAULT_TOLERANCES["float32"]) == []
+
+
+def test_noise_moves_every_metric_and_fails_float32_tolerances():
+    rng = np.random.default_rng(1)
+    e = _unit(rng.normal(size=(40, 16)))
+    noisy = _unit(e + rng.normal(scale=0.3, size=e.shape))
+    m = compare_embeddings(e, noisy, labels=[f"img{i}" for i in range(40)], threshold=0.2)
+    assert 0.5 < m.mean_cosine < 0.99 and m.min_cosine < m.mean_cosine
+    assert m.max_similarity_deviation > 0.1 and m.nn_agreement < 1.0 and m.decision_agreement < 1.0
+    assert m.threshold == 0.2 and m.worst[0][1] == pytest.approx(m.min_cosine)
+    failures = evaluate_tolerances(m, DEFAULT_TOLERANCES["float32"])
+    assert any(f.startswith("min_cosine") for f in failures)
+    # A NaN never passes a tolerance.
+    nan = compare_embeddings(e, np.full_like(e, np.nan))
+    assert evaluate_tolerances(nan, {"min_cosine": 0.0})
+
+
+def test_compare_rejects_mismatched_or_tiny_sets():
+    e = _unit(np.random.default_rng(0).normal(size=(5, 4)))
+    with pytest.raises(InputError, match="shape"):
+        compare_embeddings(e, e[:4])
+    with pytest.raises(InputError, match="at least 3"):
+        compare_embeddings(e[:2], e[:2])
+
+
+def test_parse_tolerances():
+    assert parse_tolerances(["min_cosine=0.999", "nn_agreement=1,mean_cosine=0.5"]) == {
+        "min_cosine": 0.999, "nn_agreement": 1.0, "mean_cosine": 0.5}
+    with pytest.raises(InputError, match="did you mean 'min_cosine'"):
+        parse_tolerances(["min_cosin=0.9"])
+    with pytest.raises(InputError, match="NAME=VALUE"):
+        parse_tolerances(["0.9"])
+    with pytest.raises(InputError, match="needs a number"):
+        parse_tolerances(["min_cosine=high"])
+
+
+# --- the real export ---------------------------------------------------------------------------------------------------
+def test_float32_and_int8_pass_on_real_face_crops(export_dir, ref_ckpt, faces_csv, tmp_path, capsys):
+    out = tmp_path / "parity.json"
+    code, stdout, err = run_cli(["parity-check", export_dir / "model_float32.tflite", "--checkpoint", ref_ckpt,
+                                 "--images", faces_csv, "--limit", 40, "--out", out], capsys)
+    assert code == 0, stdout + err
+    assert "PASS" in stdout and "min_cosine" in stdout
+    report = json.loads(out.read_text())
+    assert report["passed"] and report["precision"] == "float32" and report["metrics"]["faces"] == 40
+    assert report["metrics"]["min_cosine"] >= 0.9999
+    assert report["tolerances"]["min_cosine"] == DEFAULT_TOLERANCES["float32"]["min_cosine"]
+    # Refuses to overwrite the report without --overwrite.
+    code, _, err = run_cli(["parity-check", export_dir / "model_float32.tflite", "--checkpoint", ref_ckpt,
+                            "--images", faces_csv, "--out", out], capsys)
+    assert code == 2 and "--overwrite" in err
+
+    code, stdout, err = run_cli(["parity-check", export_dir / "model_int8.tflite", "--checkpoint", ref_ckpt,
+                                 "--images", faces_csv, "--json"], capsys)
+    assert code == 0, stdout + err
+    report = json.loads(stdout)
+    m = report["metrics"]
+    assert report["precision"] == "int8" and report["passed"]
+    assert m["mean_cosine"] >= 0.99 and m["min_cosine"] >= 0.98
+    assert m["min_cosine"] < 0.99999  # quantisation really changed the numbers
+
+
+def test_reference_inputs_are_used_without_images(export_dir, ref_ckpt):
+    from toolkit.parity import parity_check
+
+    report = parity_check(export_dir / "model_float32.tflite", ref_ckpt, progress=False)
+    assert report.passed and report.faces_source == "reference set tiny-synthetic"
+    assert report.metrics.faces == 16 and not report.warnings
+
+
+def test_weights_changed_after_export_fail(export_dir, ref_ckpt, faces_csv, tmp_path, capsys):
+    """Perturb one conv of the checkpoint after export: parity must catch it (exit 1), float32 and int8 alike."""
+    import torch
+
+    from toolkit.checkpoint import load_checkpoint, save_checkpoint
+
+    loaded = load_checkpoint(ref_ckpt)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        conv = loaded.model.backbone.features[3]
+        conv.weight.add_(0.05 * conv.weight.abs().mean() * torch.randn_like(conv.weight))
+    broken = tmp_path / "perturbed.pt"
+    save_checkpoint(broken, loaded.model, loaded.meta)
+    for name in ("model_float32.tflite", "model_int8.tflite"):
+        out = tmp_path / f"{name}.json"
+        code, stdout, err = run_cli(["parity-check", export_dir / name, "--checkpoint", broken, "--images",
+                                     faces_csv, "--out", out], capsys)
+        assert code == 1, stdout + err
+        lines = error_lines(err)
+        assert len(lines) == 1 and "parity failed" in lines[0]
+        report = json.loads(out.read_text())
+        assert not report["passed"] and report["failures"]
+        assert any("different checkpoint" in w for w in report["warnings"])
+    # float32 catches even this small perturbation on the first metric.
+    assert "min_cosine" in json.loads((tmp_path / "model_float32.tflite.json").read_text())["failures"][0]
+
+
+def test_without_manifest_precision_comes_from_the_weights(export_dir, ref_ckpt, faces_csv, tmp_path):
+    from toolkit.parity import guess_precision, parity_check
+
+    lone = tmp_path / "lone_int8.tflite"
+    shutil.copyfile(export_dir / "model_int8.tflite", lone)
+    assert guess_precision(lone) == "int8"
+    report = parity_check(lone, ref_ckpt, images=faces_csv, progress=False)
+    print(report.table())
+    assert report.precision == "int8" and report.passed
+    assert any("no export manifest" in w for w in report.warnings)
+
+
+def test_bad_inputs_exit_2_with_one_line(export_dir, ref_ckpt, tmp_path, capsys):
+    truncated = tmp_path / "exp" / "model_float32.tflite"
+    truncated.parent.mkdir()
+    data = (export_dir / "model_float32.tflite").read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    cases = [
+        (["parity-check", tmp_path / "missing.tflite", "--checkpoint", ref_ckpt], "not found"),
+        (["parity-check", truncated, "--checkpoint", ref_ckpt], "truncated"),
+        (["parity-check", export_dir / "model_float32.tflite", "--checkpoint", tmp_path / "none.pt"],
+         "checkpoint not found"),
+        (["parity-check", export_dir / "model_float32.tflite", "--checkpoint", ref_ckpt, "--tolerance",
+          "min_cos=1"], "did you mean"),
+        (["parity-check", export_dir / "model_float32.tflite", "--checkpoint", ref_ckpt, "--images",
+          tmp_path / "nowhere"], "face source not found"),
+        (["info", truncated], "truncated"),
+    ]
+    for args, needle in cases:
+        code, _, err = run_cli(args, capsys)
+        lines = error_lines(err)
+        assert code == 2, (args, err)
+        assert len(lines) == 1 and needle in lines[0], (args, err)

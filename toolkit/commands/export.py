@@ -1,0 +1,46 @@
+"""``ftk export``: a checkpoint -> model_float32.tflite (+ model_int8.tflite) + manifest.json."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("export")
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Export folder: model_float32.tflite, model_int8.tflite, manifest.json.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Also write full-integer int8 (PT2E static, per-channel weights, float32 I/O). "
+                   "Dynamic-range int8 is deliberately not offered.")
+@click.option("--calibration", type=click.Path(), default=None,
+              help="Face photos (Person/*.jpg folder) or a faces CSV to calibrate int8 on.")
+@click.option("--calibration-limit", type=int, default=300, show_default=True,
+              help="Calibration faces to use (at least 16; under 100 warns).")
+@click.option("--input-size", type=int, default=None,
+              help="Export at another square input size (the manifest's spec records it).")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def export_cmd(checkpoint, out_dir, quantize, calibration, calibration_limit, input_size, overwrite, as_json,
+               quiet):
+    """Export CHECKPOINT's head-less embedding model to TFLite, with a manifest (spec, ops, runtime, hashes)."""
+    from toolkit.commands.common import echo_json
+    from toolkit.export import export_model
+
+    result = export_model(checkpoint, out_dir, quantize=quantize, calibration=calibration,
+                          calibration_limit=calibration_limit, input_size=input_size, overwrite=overwrite,
+                          progress=not quiet and not as_json)
+    if as_json:
+        echo_json(result.summary())
+        return
+    for precision, art in result.artifacts.items():
+        click.echo(f"wrote {art.path}  {precision:<7} {art.size_bytes / 2**20:7.2f} MiB  min runtime "
+                   f"{art.info.get('min_runtime') or 'unknown'}  {art.seconds:6.1f} s  peak "
+                   f"{art.peak_rss_bytes / 2**20:.0f} MiB")
+    if result.folded_blocks:
+        click.echo(f"folded {result.folded_blocks} residual scales before int8 quantisation")
+    if result.calibration_faces:
+        click.echo(f"int8 calibrated on {result.calibration_faces} faces")
+    click.echo(f"wrote {result.manifest_path}")
+    click.echo(f"next: ftk parity-check {result.out_dir}/model_float32.tflite --checkpoint {checkpoint} "
+               f"--images DIR")

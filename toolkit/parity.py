@@ -1,0 +1,340 @@
+"""Parity: does a .tflite compute the same embeddings as the PyTorch checkpoint it was exported from?
+
+Both run on the same face crops (real crops from ``--images``, or the stored reference inputs) through the one
+Embedder interface. Besides per-image cosine and max abs difference, the report looks at what a face-matching app
+actually sees: the pairwise similarity matrix (its deviation is what moves scores across a threshold), whether each
+face keeps its nearest neighbour, and whether same/different decisions at a threshold agree.
+
+Default tolerances depend on the artifact's precision (from the export manifest); see ``DEFAULT_TOLERANCES`` and
+docs/export.md for the measurements behind them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import InputError
+from toolkit.spec import reject_unknown_keys
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("float32", "int8")
+
+# Metric -> (direction, meaning). "min": the value must be >= the tolerance; "max": <= the tolerance.
+METRICS: dict[str, tuple[str, str]] = {
+    "min_cosine": ("min", "lowest per-image cosine(torch, tflite)"),
+    "mean_cosine": ("min", "mean per-image cosine"),
+    "max_abs_diff": ("max", "largest |torch - tflite| over all embedding values"),
+    "max_similarity_deviation": ("max", "largest |S_torch - S_tflite| over all face pairs (cosine similarity)"),
+    "nn_agreement": ("min", "share of faces whose nearest neighbour is the same face in both"),
+    "decision_agreement": ("min", "share of pairs with the same same/different decision at the threshold"),
+}
+
+# Tuned from measurements (docs/export.md): float32 is the same arithmetic up to op order, so near-exact; int8
+# moves each embedding by ~1e-2 in cosine and pair similarities by a few hundredths.
+DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
+    "float32": {
+        "min_cosine": 0.9999,
+        "max_similarity_deviation": 2e-4,
+        "max_abs_diff": 2e-3,
+        "nn_agreement": 0.98,
+        "decision_agreement": 0.99,
+    },
+    "int8": {
+        "mean_cosine": 0.99,
+        "min_cosine": 0.98,
+        "max_similarity_deviation": 0.06,
+        "nn_agreement": 0.80,
+        "decision_agreement": 0.90,
+    },
+}
+
+DEFAULT_LIMIT = 64
+MIN_FACES = 4
+
+
+@dataclass
+class ParityMetrics:
+    faces: int
+    pairs: int
+    min_cosine: float
+    mean_cosine: float
+    max_abs_diff: float
+    max_similarity_deviation: float
+    mean_similarity_deviation: float
+    nn_agreement: float
+    decision_agreement: float
+    threshold: float
+    threshold_source: str
+    worst: list[tuple[str, float]] = field(default_factory=list)  # (image, cosine), lowest first
+
+
+@dataclass
+class ParityReport:
+    model: str
+    checkpoint: str
+    precision: str
+    faces_source: str
+    metrics: ParityMetrics
+    tolerances: dict[str, float]
+    failures: list[str]
+    warnings: list[str] = field(default_factory=list)
+    model_sha256: str = ""
+    checkpoint_sha256: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["passed"] = self.passed
+        return data
+
+    def table(self) -> str:
+        """A human-readable summary: one row per metric with its tolerance and verdict."""
+        m = asdict(self.metrics)
+        lines = [
+            f"parity: {self.model} ({self.precision}) vs {self.checkpoint}",
+            f"faces: {self.metrics.faces} from {self.faces_source}; {self.metrics.pairs} pairs; threshold "
+            f"{self.metrics.threshold:.4f} ({self.metrics.threshold_source})",
+            f"{'metric':<26} {'value':>12} {'tolerance':>14}  verdict",
+        ]
+        for name, (direction, _) in METRICS.items():
+            value = m[name]
+            tol = self.tolerances.get(name)
+            if tol is None:
+                verdict, tol_text = "", "-"
+            else:
+                ok = _within(value, tol, direction)
+                verdict = "ok" if ok else "FAIL"
+                tol_text = f"{'>=' if direction == 'min' else '<='} {_fmt(tol)}"
+            lines.append(f"{name:<26} {_fmt(value):>12} {tol_text:>14}  {verdict}")
+        lines.append(f"{'mean_similarity_deviation':<26} {_fmt(self.metrics.mean_similarity_deviation):>12}")
+        if self.metrics.worst:
+            worst = ", ".join(f"{Path(p).name} {c:.5f}" for p, c in self.metrics.worst[:3])
+            lines.append(f"lowest cosines: {worst}")
+        for w in self.warnings:
+            lines.append(f"warning: {w}")
+        lines.append("PASS" if self.passed else "FAIL: " + "; ".join(self.failures))
+        return "\n".join(lines)
+
+
+def _fmt(v: float) -> str:
+    if v != v:  # NaN
+        return "nan"
+    if v == 0 or 1e-3 <= abs(v) < 1e4:
+        return f"{v:.6f}".rstrip("0").rstrip(".") if abs(v) < 1 else f"{v:.4f}"
+    return f"{v:.3e}"
+
+
+def _within(value: float, tol: float, direction: str) -> bool:
+    if value != value:  # NaN never passes
+        return False
+    return value >= tol if direction == "min" else value <= tol
+
+
+def parse_tolerances(items: list[str] | tuple[str, ...] | None) -> dict[str, float]:
+    """``["min_cosine=0.999", "nn_agreement=1"]`` -> dict, rejecting unknown names with a did-you-mean."""
+    out: dict[str, float] = {}
+    for item in items or ():
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise InputError(f"--tolerance expects NAME=VALUE, got {part!r}",
+                                 hint=f"names: {', '.join(METRICS)}")
+            try:
+                out[key.strip()] = float(value)
+            except ValueError:
+                raise InputError(f"--tolerance {key.strip()} needs a number, got {value!r}") from None
+    reject_unknown_keys(out, list(METRICS), where="--tolerance")
+    return out
+
+
+def compare_embeddings(reference: np.ndarray, candidate: np.ndarray, labels: list[str] | None = None,
+                       threshold: float | None = None) -> ParityMetrics:
+    """All parity metrics for two [N, D] embedding sets of the same faces (row i = face i in both)."""
+    a = np.asarray(reference, np.float64)
+    b = np.asarray(candidate, np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise InputError(f"embedding sets differ in shape: {a.shape} vs {b.shape}")
+    n = len(a)
+    if n < 3:
+        raise InputError(f"parity needs at least 3 faces (nearest-neighbour agreement), got {n}")
+    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    cos = np.sum(an * bn, axis=1)
+    sa, sb = an @ an.T, bn @ bn.T
+    iu = np.triu_indices(n, 1)
+    dev = np.abs(sa - sb)[iu]
+    source = "given"
+    if threshold is None:
+        # The median pair similarity puts the most pairs near the threshold: the hardest place to agree.
+        threshold, source = float(np.median(sa[iu])), "median torch pair similarity"
+    # Nearest neighbour by similarity, excluding the face itself.
+    np.fill_diagonal(sa, -np.inf)
+    np.fill_diagonal(sb, -np.inf)
+    nn_a, nn_b = sa.argmax(1), sb.argmax(1)
+    np.fill_diagonal(sa, 1.0)
+    np.fill_diagonal(sb, 1.0)
+    decisions = (sa[iu] >= threshold) == (sb[iu] >= threshold)
+    order = np.argsort(cos)
+    names = labels or [f"#{i}" for i in range(n)]
+    return ParityMetrics(
+        faces=n,
+        pairs=len(dev),
+        min_cosine=float(cos.min()),
+        mean_cosine=float(cos.mean()),
+        max_abs_diff=float(np.abs(a - b).max()),
+        max_similarity_deviation=float(dev.max()),
+        mean_similarity_deviation=float(dev.mean()),
+        nn_agreement=float(np.mean(nn_a == nn_b)),
+        decision_agreement=float(decisions.mean()),
+        threshold=float(threshold),
+        threshold_source=source,
+        worst=[(names[i], float(cos[i])) for i in order[:5]],
+    )
+
+
+def evaluate_tolerances(metrics: ParityMetrics, tolerances: dict[str, float]) -> list[str]:
+    m = asdict(metrics)
+    failures = []
+    for name, tol in tolerances.items():
+        direction, meaning = METRICS[name]
+        if not _within(m[name], tol, direction):
+            op = ">=" if direction == "min" else "<="
+            failures.append(f"{name} {_fmt(m[name])} (needs {op} {_fmt(tol)}: {meaning})")
+    return failures
+
+
+def guess_precision(model_path: str | Path) -> str:
+    """The artifact's precision: its manifest entry, else int8 if its conv/FC weights are integer."""
+    from toolkit.export import artifact_entry
+
+    entry = artifact_entry(model_path)
+    if entry and entry.get("precision") in PRECISIONS:
+        return entry["precision"]
+    from toolkit.tflite.inspect import inspect_tflite
+
+    info = inspect_tflite(model_path)
+    return "int8" if any(t in ("int8", "uint8") for t in info.weight_types) else "float32"
+
+
+def parity_check(
+    model: str | Path,
+    checkpoint: str | Path,
+    images: str | Path | None = None,
+    limit: int = DEFAULT_LIMIT,
+    tolerances: dict[str, float] | None = None,
+    precision: str | None = None,
+    threshold: float | None = None,
+    num_threads: int = 2,
+    seed: int = 0,
+    progress: bool = True,
+) -> ParityReport:
+    """Run the checkpoint (PyTorch) and ``model`` (.tflite, LiteRT) on the same faces and compare.
+
+    ``images``: a face folder or faces CSV; None uses the stored reference inputs for this model's spec.
+    ``tolerances`` override the per-precision defaults metric by metric.
+    """
+    from toolkit.checkpoint import load_checkpoint
+    from toolkit.embedders import TFLiteEmbedder, TorchEmbedder, read_manifest_for
+    from toolkit.spec import ModelSpec
+
+    model = Path(model)
+    checkpoint = Path(checkpoint)
+    if not model.is_file():
+        raise InputError(f"model file not found: {model}")
+    if model.suffix.lower() != ".tflite":
+        raise InputError(f"{model} is not a .tflite file", hint="parity-check compares an exported .tflite "
+                                                                "against --checkpoint")
+    if limit is not None and limit < MIN_FACES:
+        raise InputError(f"--limit must be at least {MIN_FACES}, got {limit}")
+    if precision is not None and precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
+    from toolkit.tflite.inspect import inspect_tflite
+
+    inspect_tflite(model)  # bounds-checked parse first: a truncated file gets a clear error, not a crash
+    loaded = load_checkpoint(checkpoint)
+    warnings: list[str] = []
+
+    manifest = read_manifest_for(model)
+    spec = loaded.model.spec
+    if manifest and "spec" in manifest:
+        exported = ModelSpec.from_dict(manifest["spec"])
+        if (exported.backbone, exported.embedding_dim) != (spec.backbone, spec.embedding_dim):
+            raise InputError(f"{model} was exported from a {exported.backbone} ({exported.embedding_dim}-d) model "
+                             f"but {checkpoint} is {spec.backbone} ({spec.embedding_dim}-d)",
+                             hint="pair the .tflite with the checkpoint it was exported from")
+        # An export may run at another input size (--input-size); compare at the size the .tflite takes.
+        spec = spec.replace(input_size=exported.input_size)
+        source_sha = (manifest.get("source_checkpoint") or {}).get("sha256")
+        if source_sha and source_sha != loaded.sha256:
+            warnings.append(f"{model.name} was exported from a different checkpoint (sha256 {source_sha[:12]}, "
+                            f"given {loaded.sha256[:12]})")
+    else:
+        warnings.append(f"no export manifest beside {model.name}; assuming the checkpoint's spec")
+    loaded.model.spec = spec
+    precision = precision or guess_precision(model)
+
+    if images is None:
+        from toolkit.reference import find_reference_for
+
+        ref = find_reference_for(spec)
+        if ref is None:
+            raise InputError(f"no --images given and no stored reference inputs for {spec.backbone} at "
+                             f"{spec.input_size}x{spec.input_size}",
+                             hint="pass --images DIR_OR_CSV with real face photos")
+        faces = ref.inputs[:limit] if limit else ref.inputs
+        labels = [f"{ref.name}#{i}" for i in range(len(faces))]
+        faces_source = f"reference set {ref.name}"
+    else:
+        from toolkit.data.faces import load_face_crops
+
+        crops = load_face_crops(images, spec, limit=limit, seed=seed, progress=progress, min_faces=MIN_FACES)
+        faces, labels, faces_source = crops.images, crops.paths, str(images)
+
+    threshold_source = "given" if threshold is not None else None
+    if threshold is None:
+        threshold, note = _threshold_from_eval_report(checkpoint)
+        if threshold is not None:
+            threshold_source = note
+            log.info("using threshold %.4f: %s", threshold, note)
+
+    torch_embedder = TorchEmbedder.from_checkpoint(loaded)
+    tflite_embedder = TFLiteEmbedder(model, spec, num_threads=num_threads)
+    reference = torch_embedder.embed(faces)
+    candidate = tflite_embedder.embed(faces)
+    metrics = compare_embeddings(reference, candidate, labels, threshold)
+    if threshold_source:
+        metrics.threshold_source = threshold_source
+
+    effective = dict(DEFAULT_TOLERANCES[precision])
+    effective.update(tolerances or {})
+    failures = evaluate_tolerances(metrics, effective)
+    report = ParityReport(
+        model=str(model), checkpoint=str(checkpoint), precision=precision, faces_source=faces_source,
+        metrics=metrics, tolerances=effective, failures=failures, warnings=warnings,
+        model_sha256=tflite_embedder.model_sha256, checkpoint_sha256=loaded.sha256,
+    )
+    log.info("parity %s: %s", "passed" if report.passed else "FAILED", model)
+    return report
+
+
+def _threshold_from_eval_report(checkpoint: Path) -> tuple[float | None, str]:
+    """The verification threshold ``ftk evaluate`` calibrated for this exact checkpoint, if there is one."""
+    from toolkit.reports import find_eval_report
+
+    report = find_eval_report(checkpoint)
+    value = ((report or {}).get("verification") or {}).get("best_threshold")
+    if value is None:
+        return None, ""
+    return float(value), "best_threshold from the checkpoint's evaluation report"
