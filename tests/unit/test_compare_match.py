@@ -384,3 +384,17 @@ def test_mobilefacenet_same_person_scores_higher(mobilefacenet_dir, face_folder,
         hits += result.top[0].name == probe.parent.name
         assert probe.parent.name in [c.name for c in result.top]
     assert hits >= len(probes) - 1, hits
+
+
+def test_help_imports_nothing_heavy():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom toolkit.cli import main\n"
+            "for name in ('compare', 'match'):\n"
+            "    try:\n        main([name, '--help'])\n    except SystemExit:\n        pass\n"
+            "print([m for m in ('torch', 'numpy', 'litert_torch', 'ai_edge_litert', 'facenet_pytorch') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "--save-gallery" in out and "--plot" in out
+    assert out.strip().splitlines()[-1] == "[]"
