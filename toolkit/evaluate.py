@@ -395,6 +395,9 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
         raise InputError(f"--far must be between 0 and 1, e.g. 1e-3; got {far}")
     if pick not in ("center", "confidence"):
         raise InputError(f"pick must be 'center' or 'confidence', got {pick!r}")
+    for what, given in (("pairs file", pairs), ("faces CSV", csv)):
+        if given is not None and not Path(given).is_file():  # before the output check: the likelier mistake
+            raise InputError(f"{what} not found: {given}")
     if out_dir is None and model_path is not None:
         out_dir = default_eval_dir(model_path)
     out = Path(out_dir) if out_dir is not None else None

@@ -68,7 +68,7 @@ def equal_error_rate(scores, same) -> tuple[float, float]:
     curve = roc_curve(scores, same)
     frr = 1.0 - curve.tpr
     gap = curve.fpr - frr  # rises from -1 to +1 along the curve
-    i = int(np.argmax(gap >= 0))
+    i = int(np.argmax(gap >= -1e-12))  # tolerance: 1/3 - (1 - 2/3) is not exactly 0 in floats
     if i == 0:  # cannot happen (gap[0] == -1) but keep the arithmetic safe
         return 0.0, float(curve.thresholds[0])
     g0, g1 = gap[i - 1], gap[i]

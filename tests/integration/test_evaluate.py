@@ -1,0 +1,188 @@
+"""ftk evaluate end to end on real LFW images (real MTCNN), a tiny checkpoint and its real .tflite export."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from toolkit.errors import InputError, OutputExistsError
+from toolkit.evaluate import evaluate_model_file
+from toolkit.reports import find_eval_report, threshold_at_far
+
+pytestmark = pytest.mark.shared
+
+
+@pytest.fixture(scope="module")
+def pairs_setup(face_folder, tmp_path_factory):
+    """LFW-layout folder (6 people x 6 images + a face-less 'Nobody') and a 36-pair dev-style pairs file."""
+    root = tmp_path_factory.mktemp("eval")
+    data = root / "images"
+    shutil.copytree(face_folder, data)
+    people = sorted(p.name for p in data.iterdir() if p.is_dir())
+    (data / "Nobody").mkdir()
+    smooth = np.linspace(0, 255, 250 * 250 * 3).reshape(250, 250, 3).astype(np.uint8)
+    Image.fromarray(smooth).save(data / "Nobody" / "Nobody_0001.jpg")
+    same = [f"{p}\t{a}\t{a + 1}" for p in people for a in (1, 3, 5)]
+    diff = [f"{p}\t{k}\t{q}\t{k}" for p, q in zip(people, people[1:] + people[:1]) for k in (1, 2)]
+    diff += [f"Nobody\t1\t{p}\t6" for p in people]
+    pairs = root / "pairs_small.txt"
+    pairs.write_text(f"{len(same)}\n" + "\n".join(same + diff) + "\n")
+    return {"root": root, "data": data, "pairs": pairs, "people": people}
+
+
+@pytest.fixture(scope="module")
+def evaluated(pairs_setup, tiny_checkpoint):
+    model = pairs_setup["root"] / "tiny.pt"
+    shutil.copyfile(tiny_checkpoint, model)
+    result = evaluate_model_file(model, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
+    return model, result
+
+
+def test_checkpoint_report_where_deploy_looks(evaluated):
+    model, result = evaluated
+    v = result.verification
+    assert result.report_path == model.with_name("tiny.eval") / "report.json"
+    assert result.roc_path.stat().st_size > 1000 and result.histogram_path.stat().st_size > 1000
+    assert v.n_pairs == 36 and v.n_same == 18 and v.n_images == 37 and v.n_folds == 10 and not v.folds_from_file
+    # The face-less picture falls back to a centre crop, counted and named; every LFW face is found.
+    assert v.n_center_crop_fallbacks == 1 and v.center_crop_fallbacks == ["Nobody/Nobody_0001.jpg"]
+    assert 0 <= v.accuracy_mean <= 1 and len(v.fold_accuracies) == 10
+    assert v.accuracy_std == pytest.approx(np.std(v.fold_accuracies))
+    assert 0 <= v.auc <= 1 and 0 <= v.eer <= 1
+    report = find_eval_report(model)
+    assert report is not None and report["model_sha256"] == result.model_sha256
+    assert set(report["verification"]["thresholds_at_far"]) == {"0.01", "0.001"}
+    assert threshold_at_far(report, 1e-3) == pytest.approx(v.threshold)
+    assert report["spec"]["backbone"] == "tiny"
+    # 18 impostor pairs cannot resolve FAR 1e-2: the threshold is above every impostor, and the report says so.
+    assert report["verification"]["far_resolvable"]["0.01"] is False
+    assert report["verification"]["far_measured"]["0.001"] == 0.0
+
+
+def test_scores_match_an_independent_computation(evaluated, pairs_setup):
+    """Recompute the pair scores from the cached crops with the torch model directly; the AUC must agree."""
+    from toolkit.checkpoint import load_checkpoint
+    from toolkit.data.detect import FaceDetector
+    from toolkit.data.pairs import read_pairs
+    from toolkit.embedders import TorchEmbedder
+    from toolkit.evaluate import face_crops
+    from toolkit.metrics import auc, roc_curve
+
+    model, result = evaluated
+    pairs = read_pairs(pairs_setup["pairs"])
+    paths = [pairs_setup["data"] / p for p in pairs.image_paths()]
+    embedder = TorchEmbedder.from_checkpoint(load_checkpoint(model))
+    crops = face_crops(paths, embedder.spec, FaceDetector(), progress=False, use_cache=False)
+    emb = embedder.embed(crops.images)
+    index = {p: i for i, p in enumerate(pairs.image_paths())}
+    scores = [float(emb[index[p.left]] @ emb[index[p.right]]) for p in pairs.pairs]
+    assert auc(roc_curve(scores, pairs.same)) == pytest.approx(result.verification.auc, abs=1e-6)
+
+
+def test_overwrite_and_embedding_cache(evaluated, pairs_setup):
+    import os
+
+    model, _ = evaluated
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        evaluate_model_file(model, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
+    again = evaluate_model_file(model, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False,
+                                overwrite=True)
+    assert again.verification.auc == evaluated[1].verification.auc
+    cache = os.environ["FTK_CACHE_DIR"]
+    assert list((__import__("pathlib").Path(cache) / "embeddings").glob("*.npz"))
+
+
+def test_classification_top1_uses_class_names(pairs_setup, tmp_path):
+    """A head that always answers one person: top-1 accuracy is that person's share of the test faces."""
+    import torch
+
+    from toolkit.checkpoint import CheckpointMeta, save_checkpoint
+    from toolkit.data.dataset import read_faces_csv
+    from toolkit.models.face_model import FaceModel
+    from toolkit.models.registry import default_spec
+    from toolkit.prepare import prepare
+
+    csv_path = tmp_path / "faces.csv"
+    prepare(pairs_setup["data"], csv_path, split="0.5,0.25,0.25", contact_sheet=0, progress=False)
+    names = list(reversed(pairs_setup["people"]))  # a different order than the CSV's labels
+    spec = default_spec("tiny")
+    model = FaceModel(spec, len(names))
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+        model.head.bias[names.index(pairs_setup["people"][0])] = 1.0
+    ckpt = tmp_path / "always.pt"
+    save_checkpoint(ckpt, model, CheckpointMeta(spec=spec, num_classes=len(names), class_names=names))
+    result = evaluate_model_file(ckpt, csv=csv_path, out_dir=tmp_path / "ev", progress=False)
+    test = [r for r in read_faces_csv(csv_path) if r.split_type == "test"]
+    expected = sum(r.person_name == pairs_setup["people"][0] for r in test) / len(test)
+    assert result.classification.n_faces == len(test)
+    assert result.classification.accuracy == pytest.approx(expected) and 0 < expected < 1
+    assert result.verification is None
+
+
+def test_tflite_export_reuses_crops_and_agrees(evaluated, pairs_setup, tiny_checkpoint, tmp_path):
+    import os
+    from pathlib import Path
+
+    from toolkit.embedders import EmbedderOptions
+    from toolkit.export import export_model
+
+    export = export_model(tiny_checkpoint, tmp_path / "export", progress=False)
+    tflite = export.artifacts["float32"].path
+    crops_dir = Path(os.environ["FTK_CACHE_DIR"]) / "crops"
+    before = sorted(crops_dir.glob("*.npz"))
+    result = evaluate_model_file(tflite, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
+    assert sorted(crops_dir.glob("*.npz")) == before  # same spec -> same crops, no new detection or cropping
+    assert result.report_path == tflite.with_name(tflite.stem + ".eval") / "report.json"
+    torch_v, tfl_v = evaluated[1].verification, result.verification
+    assert result.model_sha256 != evaluated[1].model_sha256
+    assert tfl_v.auc == pytest.approx(torch_v.auc, abs=2e-3)
+    assert tfl_v.best_threshold == pytest.approx(torch_v.best_threshold, abs=2e-3)
+    assert tfl_v.threshold == pytest.approx(torch_v.threshold, abs=2e-3)
+    # The same file without its manifest is "foreign": it needs the input contract on the command line.
+    foreign = tmp_path / "foreign" / "model.tflite"
+    foreign.parent.mkdir()
+    shutil.copyfile(tflite, foreign)
+    with pytest.raises(InputError, match="--input-size"):
+        evaluate_model_file(foreign, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
+    options = EmbedderOptions(backbone="tiny", input_size=32, normalization="0,1")  # our graph normalises itself
+    alien = evaluate_model_file(foreign, options, pairs=pairs_setup["pairs"], data=pairs_setup["data"],
+                                progress=False)
+    assert alien.verification.auc == pytest.approx(tfl_v.auc, abs=1e-6)
+
+
+def test_bad_inputs(pairs_setup, tiny_checkpoint, tmp_path):
+    with pytest.raises(InputError, match="nothing to evaluate"):
+        evaluate_model_file(tiny_checkpoint, out_dir=tmp_path / "a", progress=False)
+    broken = tmp_path / "broken.txt"
+    broken.write_text("1\nAl\t1\t2\t3\t4\t5\n")
+    with pytest.raises(InputError, match="broken.txt:2: expected 3 fields"):
+        evaluate_model_file(tiny_checkpoint, pairs=broken, data=pairs_setup["data"], out_dir=tmp_path / "b",
+                            progress=False)
+    with pytest.raises(InputError, match="missing under"):
+        evaluate_model_file(tiny_checkpoint, pairs=pairs_setup["pairs"], data=tmp_path, out_dir=tmp_path / "c",
+                            progress=False)
+    assert not (tmp_path / "b" / "report.json").exists()
+
+
+def test_cli_json_and_help(evaluated, pairs_setup, tmp_path):
+    model, result = evaluated
+    cmd = [sys.executable, "-m", "toolkit.cli", "evaluate", str(model), "--pairs", str(pairs_setup["pairs"]),
+           "--data", str(pairs_setup["data"]), "--out", str(tmp_path / "cli"), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["verification"]["auc"] == pytest.approx(result.verification.auc)
+    assert (tmp_path / "cli" / "report.json").is_file()
+    bad = subprocess.run(cmd[:5] + ["--pairs", str(tmp_path / "none.txt")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: pairs file not found")
+    helptext = subprocess.run([sys.executable, "-m", "toolkit.cli", "evaluate", "--help"], capture_output=True,
+                              text=True).stdout
+    assert "NHWC" in helptext and "--normalization" in helptext and "--far" in helptext
