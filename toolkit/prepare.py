@@ -156,6 +156,13 @@ def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int =
 
     rejects: list[tuple[Path, str]] = [(p, "not inside a Person_Name folder") for p in stray]
 
+    all_people = dict(people)
+    # People with fewer image files than the minimum cannot reach it: reject them without running the detector
+    # (on LFW with --min-images-per-person 20 this skips 10k of 13k images).
+    for name in [n for n, paths in people.items() if len(paths) < min_images_per_person]:
+        paths = people.pop(name)
+        rejects.extend((path, f"{name} has {len(paths)} image files, fewer than --min-images-per-person "
+                              f"{min_images_per_person}") for path in paths)
     # One detection pass over every image (batched, cached per file).
     detector = detector or FaceDetector()
     all_paths = [p for name in sorted(people) for p in people[name]]
@@ -190,7 +197,7 @@ def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int =
                 rejects.append((path, f"{name} has {len(items)} usable faces, fewer than --min-images-per-person "
                                       f"{min_images_per_person}"))
     if len(kept) < 2:
-        raise NoFacesError(_too_few_message(image_dir, people, faces, kept, min_images_per_person, rejects),
+        raise NoFacesError(_too_few_message(image_dir, all_people, faces, kept, min_images_per_person, rejects),
                            hint="lower --min-images-per-person or add photos with visible faces")
 
     # Identity-disjoint hold-out: whole people set aside, seeded.
