@@ -67,13 +67,15 @@ def test_export_writes_both_artifacts_and_manifest(export_dir, ref_ckpt):
     assert i8["size_bytes"] < f32["size_bytes"]
 
 
-def test_exported_models_match_pytorch(export_dir, ref_ckpt):
-    """Both files run in the real LiteRT interpreter through the manifest-driven embedder and track PyTorch."""
+def test_exported_models_match_pytorch(export_dir, ref_ckpt, faces_csv):
+    """Both files run in the real LiteRT interpreter through the manifest-driven embedder and track PyTorch on
+    real face crops (int8 was calibrated on faces; synthetic inputs would be out of its calibrated range)."""
+    from toolkit.data.faces import load_face_crops
     from toolkit.embedders import load_embedder
-    from toolkit.reference import load_reference_set
 
-    faces = load_reference_set("tiny-synthetic").inputs
-    torch_emb = load_embedder(ref_ckpt).embed(faces)
+    torch_embedder = load_embedder(ref_ckpt)
+    faces = load_face_crops(faces_csv, torch_embedder.spec, limit=20, progress=False).images
+    torch_emb = torch_embedder.embed(faces)
     f32 = load_embedder(export_dir / "model_float32.tflite").embed(faces)
     i8 = load_embedder(export_dir / "model_int8.tflite").embed(faces)
     cos32 = np.sum(torch_emb * f32, axis=1)
