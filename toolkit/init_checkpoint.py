@@ -89,6 +89,9 @@ def init_checkpoint(out: str | Path, backbone: str = "inception_resnet_v1", num_
         source = f"pretrained:{Path(weights).name}:sha256={sha256_file(weights)[:16]}"
     n_faces = 0
     if calibration is not None:
+        if weights is not None:
+            log.warning("--calibration re-estimates BatchNorm statistics and replaces the ones in %s; for "
+                        "pretrained weights that usually costs accuracy: leave --calibration out", Path(weights).name)
         faces = load_face_crops(calibration, spec, limit=calibration_limit, seed=seed, progress=progress,
                                 min_faces=2)
         recalibrate_batchnorm(model, faces.images, progress=progress)
