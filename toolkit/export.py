@@ -229,6 +229,7 @@ def quantize_int8_static(module: "nn.Module", sample: "torch.Tensor", calibratio
     import torch
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     refuse_training_mode(module)
@@ -247,6 +248,11 @@ def quantize_int8_static(module: "nn.Module", sample: "torch.Tensor", calibratio
             for i in iterator:
                 prepared(torch.from_numpy(faces[i : i + 1].astype(np.float32)))
         converted = convert_pt2e(prepared, fold_quantize=False)
+        # The graph was captured from an eval-mode module; an exported GraphModule still carries training=True,
+        # which litert-torch warns about. Mark it eval the exported-model way (dropout/BN patterns) and clear the flag.
+        move_exported_model_to_eval(converted)
+        for submodule in converted.modules():
+            submodule.training = False
         with litert_progress(progress):
             edge = litert_torch.convert(converted, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
             edge.export(str(path))

@@ -113,29 +113,34 @@ def test_reference_inputs_are_used_without_images(export_dir, ref_ckpt):
 
 
 def test_weights_changed_after_export_fail(export_dir, ref_ckpt, faces_csv, tmp_path, capsys):
-    """Perturb one conv of the checkpoint after export: parity must catch it (exit 1), float32 and int8 alike."""
+    """Perturb one conv of the checkpoint after export: parity must catch it (exit 1).
+
+    float32 catches a 5% perturbation of one layer; int8's tolerances are looser than that (its own quantisation
+    noise is of that order), so int8 is checked with a clearly broken layer (50%)."""
     import torch
 
     from toolkit.checkpoint import load_checkpoint, save_checkpoint
 
-    loaded = load_checkpoint(ref_ckpt)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        conv = loaded.model.backbone.features[3]
-        conv.weight.add_(0.05 * conv.weight.abs().mean() * torch.randn_like(conv.weight))
-    broken = tmp_path / "perturbed.pt"
-    save_checkpoint(broken, loaded.model, loaded.meta)
-    for name in ("model_float32.tflite", "model_int8.tflite"):
+    def perturbed(scale: float) -> Path:
+        loaded = load_checkpoint(ref_ckpt)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            conv = loaded.model.backbone.features[3]
+            conv.weight.add_(scale * conv.weight.abs().mean() * torch.randn_like(conv.weight))
+        path = tmp_path / f"perturbed_{scale}.pt"
+        save_checkpoint(path, loaded.model, loaded.meta)
+        return path
+
+    for name, scale in (("model_float32.tflite", 0.05), ("model_int8.tflite", 0.5)):
         out = tmp_path / f"{name}.json"
-        code, stdout, err = run_cli(["parity-check", export_dir / name, "--checkpoint", broken, "--images",
-                                     faces_csv, "--out", out], capsys)
+        code, stdout, err = run_cli(["parity-check", export_dir / name, "--checkpoint", perturbed(scale),
+                                     "--images", faces_csv, "--out", out], capsys)
         assert code == 1, stdout + err
         lines = error_lines(err)
         assert len(lines) == 1 and "parity failed" in lines[0]
         report = json.loads(out.read_text())
         assert not report["passed"] and report["failures"]
         assert any("different checkpoint" in w for w in report["warnings"])
-    # float32 catches even this small perturbation on the first metric.
     assert "min_cosine" in json.loads((tmp_path / "model_float32.tflite.json").read_text())["failures"][0]
 
 
