@@ -35,8 +35,13 @@ METRICS: dict[str, tuple[str, str]] = {
     "decision_agreement": ("min", "share of pairs with the same same/different decision at the threshold"),
 }
 
-# Tuned from measurements (docs/export.md): float32 is the same arithmetic up to op order, so near-exact; int8
-# moves each embedding by ~1e-2 in cosine and pair similarities by a few hundredths.
+# Tuned from measurements (docs/export.md). float32 is the same arithmetic up to op order: measured min cosine
+# 1 - 1e-7 and similarity deviation 2e-6 on 200 LFW crops, so the gates sit far below that and still catch a 5%
+# change to one layer. int8 measured on random-init InceptionResnetV1 with BatchNorm re-estimated on LFW (200
+# held-out crops): mean cosine 0.9866, min 0.9698, similarity deviation 0.076, nn 0.85, decisions 0.968 (0.955 on
+# 40 other crops); the tiny
+# model: 0.9997 / 0.9969. The first guess (mean >= 0.99, min >= 0.98) fails that real measurement, so the
+# int8 gates are set just under it; tighten them with --tolerance for a trained model once its figures are known.
 DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
     "float32": {
         "min_cosine": 0.9999,
@@ -46,11 +51,11 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
         "decision_agreement": 0.99,
     },
     "int8": {
-        "mean_cosine": 0.99,
-        "min_cosine": 0.98,
-        "max_similarity_deviation": 0.06,
-        "nn_agreement": 0.80,
-        "decision_agreement": 0.90,
+        "mean_cosine": 0.98,
+        "min_cosine": 0.95,
+        "max_similarity_deviation": 0.10,
+        "nn_agreement": 0.75,
+        "decision_agreement": 0.93,
     },
 }
 

@@ -100,7 +100,7 @@ def test_float32_and_int8_pass_on_real_face_crops(export_dir, ref_ckpt, faces_cs
     report = json.loads(stdout)
     m = report["metrics"]
     assert report["precision"] == "int8" and report["passed"]
-    assert m["mean_cosine"] >= 0.99 and m["min_cosine"] >= 0.98
+    assert m["mean_cosine"] >= 0.98 and m["min_cosine"] >= 0.95
     assert m["min_cosine"] < 0.99999  # quantisation really changed the numbers
 
 
