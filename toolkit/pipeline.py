@@ -316,17 +316,22 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
                                  "prepare": prep.key}, do_evaluate)
 
     # 6. parity
+    # Decisions are compared at the threshold the app will use: the one calibrated for the float model.
+    calibrated = next((row.get("threshold") for row in ev.result["ladder"] if row["model"] == "pytorch"), None)
+
     def do_parity(folder: Path) -> dict[str, Any]:
         from toolkit.parity import parity_check
 
         out = {}
         for precision, path in artifacts.items():
-            rep = parity_check(path, checkpoint, images=faces_csv, limit=config.parity.limit, progress=progress)
+            rep = parity_check(path, checkpoint, images=faces_csv, limit=config.parity.limit, threshold=calibrated,
+                               progress=progress)
             write_json_atomic(folder / f"parity_{precision}.json", rep.to_dict())
             out[precision] = rep.to_dict()
         return out
 
-    par = runner.run("parity", {"cfg": cfg["parity"], "export": exp.key, "prepare": prep.key}, do_parity)
+    par = runner.run("parity", {"cfg": cfg["parity"], "export": exp.key, "prepare": prep.key,
+                                "threshold": calibrated}, do_parity)
 
     # 7. bench
     bench_rec = None
