@@ -63,16 +63,19 @@ def roc_overlay(ladder: list[dict[str, Any]]) -> str:
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     drawn = False
+    lowest = 1.0  # zoom the TAR axis on the part of the curve that tells the backends apart
     for row in ladder:
         pts = row.get("roc_points") or {}
         if pts.get("fpr") and pts.get("tpr"):
             ax.plot(pts["fpr"], pts["tpr"], label=f"{row['model']} (AUC {row.get('auc', 0):.4f})")
             drawn = True
+            lowest = min([lowest] + [t for f, t in zip(pts["fpr"], pts["tpr"]) if f >= 1e-3])
     if not drawn:
         plt.close(fig)
         return ""
     ax.set_xscale("log")
     ax.set_xlim(1e-4, 1)
+    ax.set_ylim(max(0.0, lowest - 0.05), 1.005)
     ax.set_xlabel("false accept rate")
     ax.set_ylabel("true accept rate")
     ax.set_title("ROC, same pairs for every backend")
