@@ -10,24 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.unit.export_helpers import (copy_export, error_lines, lfw_faces_csv, reference_checkpoint, run_cli,
-                                       tiny_export)
+from tests.unit.export_helpers import copy_export, error_lines, run_cli
 from toolkit.errors import InputError, NoFacesError, OutputExistsError
 
 
-@pytest.fixture(scope="module")
-def faces_csv(lfw_dir, tmp_path_factory) -> Path:
-    return lfw_faces_csv(lfw_dir, tmp_path_factory.mktemp("csv"))
-
-
-@pytest.fixture(scope="module")
-def ref_ckpt(tmp_path_factory) -> Path:
-    return reference_checkpoint(tmp_path_factory.mktemp("refckpt"))
-
-
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory, ref_ckpt, faces_csv) -> Path:
-    return tiny_export(tmp_path_factory.mktemp("export"), ref_ckpt, faces_csv)
 
 
 def _ops(entry: dict) -> dict[str, int]:

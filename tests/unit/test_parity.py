@@ -10,24 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.unit.export_helpers import error_lines, lfw_faces_csv, reference_checkpoint, run_cli, tiny_export
+from tests.unit.export_helpers import error_lines, run_cli
 from toolkit.errors import InputError
 from toolkit.parity import DEFAULT_TOLERANCES, compare_embeddings, evaluate_tolerances, parse_tolerances
 
 
-@pytest.fixture(scope="module")
-def faces_csv(lfw_dir, tmp_path_factory) -> Path:
-    return lfw_faces_csv(lfw_dir, tmp_path_factory.mktemp("csv"))
-
-
-@pytest.fixture(scope="module")
-def ref_ckpt(tmp_path_factory) -> Path:
-    return reference_checkpoint(tmp_path_factory.mktemp("refckpt"))
-
-
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory, ref_ckpt, faces_csv) -> Path:
-    return tiny_export(tmp_path_factory.mktemp("export"), ref_ckpt, faces_csv)
 
 
 # --- the metrics on plain arrays -------------------------------------------------------------------------------------
