@@ -55,7 +55,7 @@ def dump_config(instance: Any) -> dict[str, Any]:
     """The config as plain YAML/JSON-able data (paths as strings, tuples as lists), in field order."""
     if not dataclasses.is_dataclass(instance):
         raise TypeError(f"dump_config needs a dataclass instance, got {type(instance).__name__}")
-    return _plain(instance)
+    return to_plain(instance)
 
 
 def config_hash(instance: Any, exclude: tuple[str, ...] = ()) -> str:
@@ -74,15 +74,16 @@ def dump_config_yaml(instance: Any) -> str:
 
 
 # --- internals -------------------------------------------------------------------------------------------------------
-def _plain(value: Any) -> Any:
+def to_plain(value: Any) -> Any:
+    """Dataclasses, paths and tuples as plain JSON/YAML data (dicts, lists, strings, numbers)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [to_plain(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): to_plain(v) for k, v in value.items()}
     return value
 
 

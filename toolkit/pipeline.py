@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from toolkit import __version__
-from toolkit.config import dump_config, from_dict, load_config
+from toolkit.config import dump_config, from_dict, load_config, to_plain
 from toolkit.errors import CheckFailed, ConfigError, InputError
 from toolkit.io import ensure_writable_dir, read_json, sha256_file, sha256_text, write_json_atomic
 
@@ -241,7 +241,7 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
         p = config.prepare
         res = prepare(p.images, folder / "faces.csv", min_images_per_person=p.min_images_per_person, split=p.split,
                       seed=p.seed, contact_sheet=p.contact_sheet, overwrite=True, progress=progress)
-        return _plain(res)
+        return to_plain(res)
 
     prep = runner.run("prepare", {"cfg": cfg["prepare"], "images": folder_fingerprint(Path(config.prepare.images))},
                       do_prepare)
@@ -255,7 +255,7 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
 
         res = init_checkpoint(folder / "base.pt", backbone=config.backbone, weights=config.weights,
                               calibration=None if config.weights else faces_csv, overwrite=True, progress=progress)
-        return _plain(res)
+        return to_plain(res)
 
     base = runner.run("base", {"backbone": config.backbone, "weights": weights_hash,
                                "prepare": prep.key if config.weights is None else None}, do_base)
@@ -268,7 +268,7 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
             tcfg = _train_config(config, base_dir, faces_csv, folder)
             resume = (folder / "last.pt").is_file()
             res = train(tcfg, config_path=config_path, resume=resume, overwrite=not resume, progress=progress)
-            return _plain(res)
+            return to_plain(res)
 
         train_rec = runner.run("train", {"cfg": cfg["train"], "prepare": prep.key, "weights": weights_hash,
                                          "backbone": config.backbone}, do_train)
@@ -356,9 +356,11 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
         threshold = None if d.threshold == "keep" else d.threshold
         res = deploy(exp.result["out_dir"], d.app, variant=d.variant, threshold=threshold, far=config.evaluate.far,
                      dry_run=d.dry_run)
-        deploy_result = _plain(res)
+        deploy_result = to_plain(res)
 
     # report
+    from toolkit.export import tool_versions
+
     ladder = ev.result["ladder"]
     failures = budget_failures(config.budget, ladder, par.result)
     seconds = time.perf_counter() - started
@@ -381,7 +383,7 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
         "parity": par.result,
         "bench": bench_rec.result if bench_rec else None,
         "deploy": deploy_result,
-        "versions": _versions(),
+        "versions": tool_versions(),
         "inputs": {"weights_sha256": weights_hash, "images_fingerprint": runner.records["prepare"].key[:16],
                    "pairs_sha256": sha256_file(config.evaluate.pairs)},
         "wall_seconds": round(seconds, 1),
@@ -425,28 +427,6 @@ def budget_failures(budget: BudgetSection, ladder: list[dict[str, Any]], parity:
     return failures
 
 
-def _plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"ftk": __version__}
-    for pkg in ("torch", "facenet-pytorch", "litert-torch", "ai-edge-litert", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
 
 
 def raise_on_budget(result: PipelineResult) -> None:
