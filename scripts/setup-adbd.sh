@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Install the system packages the adb tests use: the AOSP device daemon `adbd` (Debian bookworm-backports 34.0.5,
-# trixie main), plus util-linux (unshare/nsenter) and iproute2 (loopback inside the test's network namespace).
+# Install the system packages the adb tests use: the AOSP device daemon `adbd` and the `adb` client (Debian
+# bookworm-backports 34.0.5, trixie main; the same version for both), plus util-linux (unshare/nsenter) and
+# iproute2 (loopback inside the test's network namespace).
 # Idempotent: once everything is there it only checks. Never fails the setup: without apt (or without the network)
 # it prints a warning and the adb tests skip with a reason.
 set -u
 
 need_pkgs=()
 command -v adbd >/dev/null 2>&1 || [ -x /usr/lib/android-sdk/platform-tools/adbd ] || need_pkgs+=(adbd)
+# The adb client (tests of --adb-client adb). bookworm main has an older adb (29); take the backports one.
+command -v adb >/dev/null 2>&1 || [ -x /usr/lib/android-sdk/platform-tools/adb ] || need_pkgs+=(adb)
 command -v unshare >/dev/null 2>&1 || need_pkgs+=(util-linux)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 if [ ${#need_pkgs[@]} -eq 0 ]; then
@@ -22,7 +25,7 @@ codename=""
 if [ -r /etc/os-release ]; then
   codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 fi
-# adbd is in bookworm-backports only; add that suite (same mirror as the main sources) when it is missing.
+# adbd is in bookworm-backports only (adb 34 too); add that suite (same mirror as the main sources) when missing.
 if [ "$codename" = "bookworm" ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
   mirror=$(grep -rhs -m1 -E '^URIs: .*/debian/?$' /etc/apt/sources.list.d/*.sources | awk '{print $2}')
   mirror=${mirror:-http://deb.debian.org/debian}

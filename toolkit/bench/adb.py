@@ -56,9 +56,10 @@ class AdbClient(Protocol):
     def close(self) -> None: ...
 
 
-def with_exit_code(command: str) -> str:
+def with_exit_code(command: str, merge_stderr: bool = False) -> str:
     # A subshell, so that `exit N` (or a multi-line script) still reaches the marker.
-    return f"(\n{command.strip()}\n); echo \"{RC_MARKER}$?\""
+    redirect = " 2>&1" if merge_stderr else ""
+    return f"(\n{command.strip()}\n){redirect}; echo \"{RC_MARKER}$?\""
 
 
 def split_exit_code(serial: str, output: str) -> tuple[str, int]:
@@ -139,7 +140,11 @@ def _eof_aware_transport(host: str, port: int):
 
 
 class CommandAdbClient:
-    """The ``adb`` command (USB serials, or by choice). Argument lists, never a host shell."""
+    """The ``adb`` command (USB serials, or by choice). Argument lists, never a host shell.
+
+    It talks to the adb server the ``adb`` command finds by itself: port 5037, or ``ANDROID_ADB_SERVER_PORT`` /
+    ``ADB_SERVER_SOCKET`` from the environment (inherited by every ``adb`` call).
+    """
 
     def __init__(self, serial: str, adb_path: str | None = None):
         self.adb = adb_path or shutil.which("adb")
@@ -148,7 +153,13 @@ class CommandAdbClient:
                                   hint="install Android platform-tools, or use --adb-client python with host:port")
         self.serial = serial
         if _HOST_PORT.match(serial):
-            self._run(["connect", serial], timeout_s=15)
+            # `adb connect` can exit 0 when it could not connect; its message says which.
+            proc = self._run(["connect", serial], timeout_s=15)
+            said = (proc.stdout.strip() or proc.stderr.strip()).splitlines()[-1:]
+            said = said[0] if said else ""
+            if not said.startswith(("connected to", "already connected to")):
+                raise DeviceError(f"cannot connect to device {serial}: {said or 'adb connect said nothing'}",
+                                  hint="is the device listening (adb tcpip) and the address right?")
         state = self._run(["get-state"], timeout_s=15).stdout.strip()
         if state != "device":
             raise DeviceError(f"device {serial} is {state or 'not connected'}", hint="check `adb devices`")
@@ -156,21 +167,32 @@ class CommandAdbClient:
     def _run(self, args: list[str], timeout_s: float | None = 60) -> subprocess.CompletedProcess:
         argv = [self.adb, "-s", self.serial, *args] if args[0] != "connect" else [self.adb, *args]
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s)
+            # stdin closed: `adb shell` would otherwise forward the terminal's input to the device.
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  errors="replace", timeout=timeout_s)
         except subprocess.TimeoutExpired as exc:
             raise DeviceError(f"device {self.serial}: adb {args[0]} timed out after {timeout_s}s") from exc
-        if proc.returncode != 0 and args[0] != "shell":
+        if proc.returncode != 0 and args[0] not in ("shell", "connect"):  # these two are checked by the caller
             msg = (proc.stderr or proc.stdout).strip().splitlines()
             raise DeviceError(f"device {self.serial}: adb {args[0]} failed: {msg[-1] if msg else proc.returncode}")
         return proc
 
     def shell(self, command: str, timeout_s: float | None = None) -> tuple[str, int]:
-        proc = self._run(["shell", with_exit_code(command)], timeout_s=timeout_s)
+        # The device's stderr joins stdout, as over adb-shell (whose legacy shell service merges them); adb's own
+        # complaints stay on stderr and explain a missing marker.
+        proc = self._run(["shell", with_exit_code(command, merge_stderr=True)], timeout_s=timeout_s)
+        if _RC_RE.search(proc.stdout.rstrip()) is None:
+            said = proc.stderr.strip().splitlines()
+            raise DeviceError(f"device {self.serial}: the shell ended without reporting an exit status"
+                              f" (adb exit {proc.returncode}{': ' + said[-1] if said else ''})",
+                              hint="check the cable/connection and `adb devices`")
         return split_exit_code(self.serial, proc.stdout)
 
     def push(self, local: Path, remote: str, mode: int = 0o644) -> None:
         self._run(["push", str(local), remote], timeout_s=None)
-        self.shell(f"chmod {mode:o} {shlex.quote(remote)}")
+        _, rc = self.shell(f"chmod {mode:o} {shlex.quote(remote)}")
+        if rc != 0:
+            raise DeviceError(f"device {self.serial}: chmod {mode:o} {remote} failed (exit {rc})")
 
     def pull(self, remote: str, local: Path) -> None:
         self._run(["pull", remote, str(local)], timeout_s=None)
@@ -422,7 +444,7 @@ def bench_device(serial: str, models: Sequence[Path], opts: AdbBenchOptions, cli
     remote_dir = f"{DEVICE_ROOT}/{uuid.uuid4().hex[:12]}"
     try:
         client = client or open_client(serial, opts.adb_client)
-    except DeviceError as exc:
+    except (DeviceError, DependencyError, InputError) as exc:  # e.g. no adb command: this device's error
         result.error = str(exc)
         return result
     try:
