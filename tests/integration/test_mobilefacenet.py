@@ -148,5 +148,7 @@ def test_exports_to_float32_and_int8_tflite(mobilefacenet_dir, tmp_path, face_fo
     int8 = load_embedder(result.artifacts["int8"].path, EmbedderOptions(num_threads=1)).embed(faces)
     assert _cosines(float32, reference).min() >= 0.9999
     int8_cos = _cosines(int8, reference)
-    # Measured 0.967 mean / 0.938 min on such faces; far below would mean a broken quantisation.
-    assert int8_cos.mean() >= 0.94 and int8_cos.min() >= 0.85, int8_cos
+    # Every conv + ReLU6 pair is quantised as one step (range measured after the clamp); without that, int8
+    # MobileFaceNet measured 0.967 mean / 0.938 min cosine on such faces; with it 0.995 / 0.991.
+    assert result.manifest["artifacts"]["model_int8.tflite"]["quantization"]["fused_conv_relu6"] == 32
+    assert int8_cos.mean() >= 0.99 and int8_cos.min() >= 0.95, int8_cos
