@@ -220,7 +220,8 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
     config_path = Path(config_path)
     config = load_pipeline_config(config_path)
     base_dir = config_path.resolve().parent
-    run_dir = ensure_writable_dir(run_dir)
+    # Absolute: stage results hold paths that are later read relative to the config file's folder.
+    run_dir = ensure_writable_dir(Path(run_dir).resolve())
     started = time.perf_counter()
     runner = StageRunner(run_dir, set(force))
     cfg = dump_config(config)

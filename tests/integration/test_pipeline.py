@@ -72,11 +72,14 @@ budget:
 
 
 @pytest.mark.slow
-def test_pipeline_end_to_end_and_cached_rerun(tmp_path, face_folder):
+def test_pipeline_end_to_end_and_cached_rerun(tmp_path, face_folder, monkeypatch):
     from toolkit.pipeline import run_pipeline
 
     cfg = _config(tmp_path, face_folder)
-    run_dir = tmp_path / "run"
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    run_dir = Path("run")  # relative to the working directory, not to the config file
     result = run_pipeline(cfg, run_dir, progress=False)
     names = [s.name for s in result.stages]
     assert names == ["prepare", "base", "train", "export", "evaluate", "parity", "bench"]
