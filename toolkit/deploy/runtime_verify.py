@@ -152,13 +152,10 @@ def run_in_runtime(venv: Path, model_path: Path, faces: np.ndarray, timeout_s: i
 
 
 def verification_faces(input_size: int, count: int = 8, seed: int = 0) -> np.ndarray:
-    """Seeded smooth random uint8 images (no data needed); smooth so convolutions see image-like statistics."""
-    rng = np.random.default_rng(seed)
-    cells = max(2, input_size // 8)
-    base = rng.integers(0, 256, size=(count, cells, cells, 3)).astype(np.float32)
-    reps = -(-input_size // cells)
-    up = base.repeat(reps, axis=1).repeat(reps, axis=2)[:, :input_size, :input_size]
-    return np.clip(up + rng.normal(0, 6, up.shape), 0, 255).astype(np.uint8)
+    """Seeded smooth random uint8 images (no data needed): the reference set's generator."""
+    from toolkit.reference import synthetic_inputs
+
+    return synthetic_inputs(input_size, count, seed)
 
 
 def verify_runtime(model_path: str | Path, spec, runtime_version: str, faces: np.ndarray | None = None,
