@@ -89,7 +89,7 @@ class TFLiteEmbedder:
 
     def __init__(self, path: str | Path, spec: ModelSpec, name: str | None = None, num_threads: int = 2,
                  host_mean: tuple[float, float, float] | None = None,
-                 host_std: tuple[float, float, float] | None = None):
+                 host_std: tuple[float, float, float] | None = None, interpreter=None):
         path = Path(path)
         self.path = path
         self.spec = spec
@@ -97,7 +97,8 @@ class TFLiteEmbedder:
         self.model_sha256 = sha256_file(path)
         self.host_mean = None if host_mean is None else np.asarray(host_mean, np.float32)
         self.host_std = None if host_std is None else np.asarray(host_std, np.float32)
-        self.interpreter = load_interpreter(path, num_threads)
+        # An interpreter the caller already built for this file (e.g. to read its output size) is reused.
+        self.interpreter = interpreter if interpreter is not None else load_interpreter(path, num_threads)
         inp = self.interpreter.get_input_details()
         outp = self.interpreter.get_output_details()
         if len(inp) != 1 or len(outp) != 1:
@@ -170,7 +171,6 @@ def load_embedder(path: str | Path, options: EmbedderOptions | None = None, name
         raise InputError(f"model not found: {path}")
     if path.suffix.lower() == ".tflite":
         manifest = read_manifest_for(path)
-        host_mean = host_std = None
         if manifest and "spec" in manifest and options.normalization is None:
             spec = ModelSpec.from_dict(manifest["spec"])
             overrides = {"input_size": options.input_size, "crop": options.crop}
@@ -183,13 +183,15 @@ def load_embedder(path: str | Path, options: EmbedderOptions | None = None, name
                 )
             base = default_spec(options.backbone or "inception_resnet_v1")
             spec = base.replace(input_size=options.input_size or base.input_size, crop=options.crop or base.crop)
+            host_mean = host_std = None
             if options.normalization:
                 host_mean, host_std = parse_normalization(options.normalization)
-            interp = load_interpreter(path, 1)
-            spec = spec.replace(embedding_dim=int(interp.get_output_details()[0]["shape"][-1]),
+            interpreter = load_interpreter(path, options.num_threads)
+            spec = spec.replace(embedding_dim=int(interpreter.get_output_details()[0]["shape"][-1]),
                                 backbone=f"foreign:{path.name}")
-        return TFLiteEmbedder(path, spec, name=name, num_threads=options.num_threads,
-                              host_mean=host_mean, host_std=host_std)
+            return TFLiteEmbedder(path, spec, name=name, host_mean=host_mean, host_std=host_std,
+                                  interpreter=interpreter)
+        return TFLiteEmbedder(path, spec, name=name, num_threads=options.num_threads)
     return load_torch_embedder(path, options, name=name or "pytorch")
 
 
