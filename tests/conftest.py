@@ -108,3 +108,17 @@ def tiny_checkpoint(tmp_path_factory, synthetic_faces) -> Path:
     save_checkpoint(path, model, CheckpointMeta(spec=spec, num_classes=4, class_names=list("abcd"),
                                                 weights_source="random+bn-calibrated"))
     return path
+
+
+def write_checkpoint_claiming_classes(source: Path, dest: Path, num_classes: int) -> Path:
+    """A copy of ``source`` whose metadata claims ``num_classes`` while its head keeps its real size."""
+    import json
+
+    import torch
+
+    payload = torch.load(source, weights_only=True)
+    meta = json.loads(payload["metadata_json"])
+    meta["num_classes"] = num_classes
+    payload["metadata_json"] = json.dumps(meta)
+    torch.save(payload, dest)
+    return dest

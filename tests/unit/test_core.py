@@ -56,17 +56,10 @@ def test_checkpoint_round_trip(tiny_checkpoint, synthetic_faces):
 
 
 def test_checkpoint_head_mismatch(tiny_checkpoint, tmp_path):
-    import json
-
-    import torch
-
-    payload = torch.load(tiny_checkpoint, weights_only=True)
-    meta = json.loads(payload["metadata_json"])
-    meta["num_classes"] = 7
-    payload["metadata_json"] = json.dumps(meta)
-    bad = tmp_path / "bad.pt"
-    torch.save(payload, bad)
+    from tests.conftest import write_checkpoint_claiming_classes
     from toolkit.checkpoint import load_checkpoint
+
+    bad = write_checkpoint_claiming_classes(tiny_checkpoint, tmp_path / "bad.pt", 7)
 
     with pytest.raises(CheckpointError, match="head has 4 outputs but the metadata says 7"):
         load_checkpoint(bad)

@@ -192,14 +192,9 @@ def test_cli_not_a_checkpoint(tmp_path, capsys):
 
 
 def test_cli_head_size_mismatch(ref_ckpt, tmp_path, capsys):
-    import torch
+    from tests.conftest import write_checkpoint_claiming_classes
 
-    payload = torch.load(ref_ckpt, weights_only=True)
-    meta = json.loads(payload["metadata_json"])
-    meta["num_classes"] = 7
-    payload["metadata_json"] = json.dumps(meta)
-    bad = tmp_path / "bad.pt"
-    torch.save(payload, bad)
+    bad = write_checkpoint_claiming_classes(ref_ckpt, tmp_path / "bad.pt", 7)
     code, _, err = run_cli(["export", bad, "--out", tmp_path / "out"], capsys)
     _assert_one_line_error(code, err, "head has 4 outputs but the metadata says 7")
     assert not (tmp_path / "out").exists()
