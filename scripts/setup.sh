@@ -15,7 +15,7 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     || { echo "setup: the Python install failed" >&2; exit 1; }
   touch "$stamp"
 fi
-# System packages for the adb tests (the AOSP adbd daemon); see scripts/setup-adbd.sh.
-if [ -x scripts/setup-adbd.sh ]; then
-  scripts/setup-adbd.sh || echo "setup: adbd could not be installed; adb tests will be skipped" >&2
+# System packages for the adb tests (the AOSP adbd daemon) and the JVM tests (kotlinc); see scripts/setup-system.sh.
+if [ -x scripts/setup-system.sh ]; then
+  scripts/setup-system.sh || echo "setup: system packages could not be installed; adb and Kotlin tests will be skipped" >&2
 fi

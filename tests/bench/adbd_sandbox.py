@@ -51,7 +51,7 @@ def sandbox_unavailable_reason() -> str | None:
     if sys.platform != "linux":
         return "adbd sandbox needs Linux namespaces"
     if find_adbd() is None:
-        return "adbd not installed (run scripts/setup-adbd.sh: Debian package adbd from bookworm-backports)"
+        return "adbd not installed (run scripts/setup-system.sh: Debian package adbd from bookworm-backports)"
     for tool in ("unshare", "ip"):
         if shutil.which(tool) is None:
             return f"{tool} not found (util-linux / iproute2)"

@@ -76,7 +76,7 @@ class AdbServer:
 @pytest.fixture()
 def adb_server(tmp_path, monkeypatch):
     if shutil.which("adb") is None:
-        pytest.skip("adb client not installed (run scripts/setup-adbd.sh: Debian package adb from bookworm-backports)")
+        pytest.skip("adb client not installed (run scripts/setup-system.sh: Debian package adb from bookworm-backports)")
     server = AdbServer(tmp_path).start()
     # ftk's adb subprocesses inherit this: they use our server, never start one on the default port 5037.
     monkeypatch.setenv("ADB_SERVER_SOCKET", server.socket_spec)

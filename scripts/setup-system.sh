@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install the system packages the adb tests use: the AOSP device daemon `adbd` and the `adb` client (Debian
-# bookworm-backports 34.0.5, trixie main; the same version for both), plus util-linux (unshare/nsenter) and
-# iproute2 (loopback inside the test's network namespace).
+# Install the system packages the tests use: the AOSP device daemon `adbd` and the `adb` client (Debian
+# bookworm-backports 34.0.5, trixie main; the same version for both), util-linux (unshare/nsenter) and iproute2
+# (loopback inside the test's network namespace) for the adb tests, and `kotlin` (kotlinc 1.3 on the JDK) to
+# compile and run the Kotlin preprocessor ftk deploy generates, on the JVM.
 # Idempotent: once everything is there it only checks. Never fails the setup: without apt (or without the network)
 # it prints a warning and the adb tests skip with a reason.
 set -u
@@ -12,11 +13,12 @@ command -v adbd >/dev/null 2>&1 || [ -x /usr/lib/android-sdk/platform-tools/adbd
 command -v adb >/dev/null 2>&1 || [ -x /usr/lib/android-sdk/platform-tools/adb ] || need_pkgs+=(adb)
 command -v unshare >/dev/null 2>&1 || need_pkgs+=(util-linux)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
+command -v kotlinc >/dev/null 2>&1 || need_pkgs+=(kotlin)
 if [ ${#need_pkgs[@]} -eq 0 ]; then
   exit 0
 fi
 
-warn() { echo "setup-adbd: $*; the adb tests will be skipped" >&2; exit 0; }
+warn() { echo "setup-system: $*; the adb and Kotlin tests will be skipped" >&2; exit 0; }
 
 command -v apt-get >/dev/null 2>&1 || warn "apt-get not found (need: ${need_pkgs[*]})"
 [ "$(id -u)" -eq 0 ] || warn "not root, cannot apt-get install ${need_pkgs[*]}"
@@ -39,11 +41,11 @@ SRC
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null 2>&1 || echo "setup-adbd: apt-get update reported errors; trying the install anyway" >&2
+apt-get update -qq >/dev/null 2>&1 || echo "setup-system: apt-get update reported errors; trying the install anyway" >&2
 target=""
 [ "$codename" = "bookworm" ] && target="-t bookworm-backports"
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $target "${need_pkgs[@]}" >/dev/null 2>&1 \
   || apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null 2>&1 \
   || warn "apt-get install ${need_pkgs[*]} failed"
-echo "setup-adbd: installed ${need_pkgs[*]}"
+echo "setup-system: installed ${need_pkgs[*]}"
