@@ -28,7 +28,7 @@ import numpy as np
 from toolkit.errors import InputError
 from toolkit.io import check_outputs_free, ensure_writable_dir, sha256_text, write_json_atomic
 from toolkit.metrics import DEFAULT_FARS, far_key, verification_metrics
-from toolkit.reports import REPORT_NAME, default_eval_dir
+from toolkit.reports import REPORT_NAME, writable_eval_dir
 
 if TYPE_CHECKING:
     from toolkit.data.detect import FaceDetector
@@ -99,6 +99,7 @@ class EvaluationResult:
     seconds: float
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    simulate_app: str | None = None  # None: the model spec's crop; "before"/"after": the app's (toolkit.app_sim)
 
     def to_report(self) -> dict[str, Any]:
         from toolkit import __version__
@@ -108,6 +109,7 @@ class EvaluationResult:
             "model_path": self.model_path,
             "embedder": self.embedder,
             "spec": self.spec,
+            "crops": "model spec" if self.simulate_app is None else f"app {self.simulate_app} deploy",
             "verification": None if self.verification is None else asdict(self.verification),
             "classification": None if self.classification is None else asdict(self.classification),
             "timings": self.timings,
@@ -125,13 +127,20 @@ class CropSet:
     key: str  # identifies the image files and the crop settings (keys the embedding cache)
 
 
-def _crop_key(paths: Sequence[Path], spec: "ModelSpec", pick: str, detector: "FaceDetector") -> str:
+def _crop_key(paths: Sequence[Path], spec: "ModelSpec", pick: str, detector: "FaceDetector",
+              simulate_app: str | None = None) -> str:
     parts = []
     for p in paths:
         st = p.stat()
         parts.append(f"{p.resolve()}|{st.st_size}|{int(st.st_mtime)}")
     settings = {"v": CACHE_VERSION, "crop": spec.crop, "size": spec.input_size, "margin": spec.box_margin,
                 "pick": pick, "detector": [detector.min_face_size, list(detector.thresholds)]}
+    if simulate_app is not None:
+        from toolkit.deploy.kotlin import TEMPLATES
+
+        # The "after" crops come from the generated Kotlin: a change to its template must not reuse old crops.
+        template = sha256_text((TEMPLATES / "FtkFacePreprocessor.kt").read_text()) if simulate_app == "after" else ""
+        settings.update(simulate_app=simulate_app, template=template, channels=spec.channel_order)
     return sha256_text(json.dumps(settings, sort_keys=True) + "\n" + "\n".join(parts))
 
 
@@ -178,16 +187,17 @@ def _median_face(found: list, sizes: list[tuple[int, int]]) -> tuple[np.ndarray,
 
 
 def face_crops(paths: Sequence[Path], spec: "ModelSpec", detector: "FaceDetector | None" = None,
-               pick: str = "center", progress: bool = True, use_cache: bool = True) -> CropSet:
-    """One crop per image, as ``spec`` says; a centre crop (median face position) where MTCNN finds no face."""
-    from PIL import Image
+               pick: str = "center", progress: bool = True, use_cache: bool = True,
+               simulate_app: str | None = None) -> CropSet:
+    """One crop per image, as ``spec`` says; a centre crop (median face position) where MTCNN finds no face.
 
-    from toolkit.data.crop import center_crop, crop_face
-    from toolkit.data.detect import FaceDetector, pick_face
+    ``simulate_app`` ("before" / "after", :mod:`toolkit.app_sim`) crops as the Android app does instead.
+    """
+    from toolkit.data.detect import FaceDetector
 
     paths = [Path(p) for p in paths]
     detector = detector or FaceDetector()
-    key = _crop_key(paths, spec, pick, detector)
+    key = _crop_key(paths, spec, pick, detector, simulate_app)
     cache_path = _cache_file("crops", key)
     if use_cache:
         cached = _load_npz(cache_path, ("images", "fallback"))
@@ -202,6 +212,33 @@ def face_crops(paths: Sequence[Path], spec: "ModelSpec", detector: "FaceDetector
             f"{len(unreadable)} images cannot be read, e.g. {unreadable[0][0]}: {unreadable[0][1]}",
             hint="every image named by the pairs must be readable; fix or replace the files",
         )
+    with _cropper(spec, simulate_app) as crop:
+        out, fallback = _crop_all(paths, detections, spec, pick, crop, progress)
+    if use_cache:
+        _save_npz(cache_path, images=out, fallback=fallback)
+    return CropSet(out, fallback, key)
+
+
+def _cropper(spec: "ModelSpec", simulate_app: str | None):
+    """A context manager yielding ``crop(image, box, landmarks)``: the spec's crop, or the app's."""
+    import contextlib
+
+    from toolkit.data.crop import crop_face
+
+    if simulate_app is not None:
+        from toolkit.app_sim import app_cropper
+
+        return app_cropper(spec, simulate_app)
+    return contextlib.nullcontext(lambda image, box, landmarks: crop_face(image, spec, box, landmarks))
+
+
+def _crop_all(paths: Sequence[Path], detections: list, spec: "ModelSpec", pick: str, crop,
+              progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    from PIL import Image
+
+    from toolkit.data.crop import center_crop
+    from toolkit.data.detect import pick_face
+
     chosen: list = []
     iterator = paths
     if progress and len(paths) > 100:
@@ -220,7 +257,7 @@ def face_crops(paths: Sequence[Path], spec: "ModelSpec", detector: "FaceDetector
         if face is None:
             missing.append(i)
             continue
-        out[i] = crop_face(im, spec, face.box, face.landmarks)
+        out[i] = crop(im, face.box, face.landmarks)
     fallback = np.zeros(len(paths), bool)
     if missing:
         median = _median_face(chosen, sizes)
@@ -232,12 +269,10 @@ def face_crops(paths: Sequence[Path], spec: "ModelSpec", detector: "FaceDetector
                 out[i] = center_crop(im, spec.input_size)
             else:
                 box, marks = median
-                out[i] = crop_face(im, spec, tuple(box * [w, h, w, h]), [tuple(p) for p in marks * [w, h]])
+                out[i] = crop(im, tuple(box * [w, h, w, h]), [tuple(p) for p in marks * [w, h]])
             fallback[i] = True
         log.info("no face detected in %d of %d images; used a centre crop", len(missing), len(paths))
-    if use_cache:
-        _save_npz(cache_path, images=out, fallback=fallback)
-    return CropSet(out, fallback, key)
+    return out, fallback
 
 
 def embed_faces(embedder: "Embedder", faces: np.ndarray, batch_size: int = 64, progress: bool = True,
@@ -285,7 +320,7 @@ def find_image_root(pairs_path: Path, data: str | Path | None, first_image: str)
 def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path | None = None,
                  far: float = 1e-3, fars: Sequence[float] = DEFAULT_FARS, limit_pairs: int | None = None,
                  pick: str = "center", detector: "FaceDetector | None" = None, batch_size: int = 64,
-                 progress: bool = True, timings: dict[str, float] | None = None
+                 progress: bool = True, timings: dict[str, float] | None = None, simulate_app: str | None = None
                  ) -> tuple[VerificationResult, np.ndarray, np.ndarray]:
     """LFW-protocol verification; returns the result plus the pair scores and same/different labels."""
     from toolkit.data.pairs import check_pair_images, read_pairs, subset_pairs
@@ -298,7 +333,8 @@ def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path 
     index = {rel: i for i, rel in enumerate(pairs.image_paths())}
 
     t0 = time.perf_counter()
-    crops = face_crops(paths, embedder.spec, detector=detector, pick=pick, progress=progress)
+    crops = face_crops(paths, embedder.spec, detector=detector, pick=pick, progress=progress,
+                       simulate_app=simulate_app)
     timings["detect_and_crop_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     emb = embed_faces(embedder, crops.images, batch_size=batch_size, progress=progress, cache_key=crops.key)
@@ -382,12 +418,15 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
              class_names: Sequence[str] = (), far: float = 1e-3, out_dir: str | Path | None = None,
              model_path: str | Path | None = None, limit_pairs: int | None = None, pick: str = "center",
              detector: "FaceDetector | None" = None, batch_size: int = 64, overwrite: bool = False,
-             progress: bool = True) -> EvaluationResult:
+             progress: bool = True, simulate_app: str | None = None) -> EvaluationResult:
     """Evaluate one embedder: classification on ``csv`` (needs ``classifier``) and verification on ``pairs``.
 
     Writes ``report.json``, ``roc.png`` and ``scores.png`` to ``out_dir`` (default ``<model stem>.eval/`` beside
-    ``model_path``; nothing is written when neither is given).
+    ``model_path``, ``<model stem>.app-<mode>.eval/`` with ``simulate_app``; nothing is written when neither is
+    given). ``simulate_app`` crops the pair images as the Android app does (:mod:`toolkit.app_sim`).
     """
+    from toolkit.app_sim import DESCRIPTIONS, app_eval_dir, check_simulation
+
     started = time.perf_counter()
     if pairs is None and csv is None:
         raise InputError("nothing to evaluate", hint="give --pairs PAIRS.txt (verification) and/or --csv faces.csv")
@@ -395,17 +434,22 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
         raise InputError(f"--far must be between 0 and 1, e.g. 1e-3; got {far}")
     if pick not in ("center", "confidence"):
         raise InputError(f"pick must be 'center' or 'confidence', got {pick!r}")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    check_simulation(simulate_app)
+    if simulate_app is not None and pairs is None:
+        raise InputError("--simulate-app needs --pairs: it measures verification with the app's crops")
     for what, given in (("pairs file", pairs), ("faces CSV", csv)):
         if given is not None and not Path(given).is_file():  # before the output check: the likelier mistake
             raise InputError(f"{what} not found: {given}")
     if out_dir is None and model_path is not None:
-        out_dir = default_eval_dir(model_path)
+        out_dir = writable_eval_dir(model_path) if simulate_app is None else app_eval_dir(model_path, simulate_app)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         check_outputs_free([out / REPORT_NAME, out / ROC_NAME, out / HISTOGRAM_NAME], overwrite)
         ensure_writable_dir(out)
 
-    notes: list[str] = []
+    notes: list[str] = [f"crops: {DESCRIPTIONS[simulate_app]}"] if simulate_app else []
     timings: dict[str, float] = {}
     classification = None
     if csv is not None:
@@ -422,7 +466,7 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
     if pairs is not None:
         verification, scores, same = verify_pairs(embedder, pairs, data, far=far, limit_pairs=limit_pairs, pick=pick,
                                                   detector=detector, batch_size=batch_size, progress=progress,
-                                                  timings=timings)
+                                                  timings=timings, simulate_app=simulate_app)
         if verification.n_center_crop_fallbacks:
             notes.append(f"MTCNN found no face in {verification.n_center_crop_fallbacks} of "
                          f"{verification.n_images} images; they were centre-cropped")
@@ -436,7 +480,7 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
         model_path=None if model_path is None else str(model_path), model_sha256=embedder.model_sha256,
         embedder=embedder.name, spec=embedder.spec.to_dict(), classification=classification,
         verification=verification, out_dir=out, report_path=None, roc_path=None, histogram_path=None,
-        seconds=timings["total_s"], timings=timings, notes=notes,
+        seconds=timings["total_s"], timings=timings, notes=notes, simulate_app=simulate_app,
     )
     if out is not None:
         _write_outputs(result, out, scores, same)

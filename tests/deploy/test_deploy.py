@@ -20,6 +20,7 @@ from toolkit.models.registry import default_spec
 SCANNER = "app/src/main/java/com/example/facerecognition/ScannerActivity.kt"
 CHECK = "app/src/main/java/com/example/facerecognition/CheckRecordsActivity.kt"
 ASSETS = "app/src/main/assets"
+SOURCES = "app/src/main/java/com/example/facerecognition"
 
 
 def ftk(*args: str) -> subprocess.CompletedProcess:
@@ -58,10 +59,13 @@ def test_patch_then_noop_then_revert(tiny_export, android_app):
     assert '//        interpreter = Interpreter(FileUtil.loadMappedFile(context, "facenet.tflite")' in scanner
     assert '// interpreter = Interpreter(FileUtil.loadMappedFile(context, "facenet_int_quantized.tflite")' in scanner
     assert 'mobile_face_net.tflite' not in scanner
-    # Nothing else in the file changed: the line-by-line diff touches exactly the 3 patched lines.
+    # Nothing else in the file changed: the line-by-line diff touches exactly the 3 constants and the 2 lines of
+    # the crop call (the app now crops with the generated preprocessor).
     changed = [(a, b) for a, b in zip(original_scanner.splitlines(), scanner.splitlines()) if a != b]
-    assert len(changed) == 3 and len(original_scanner.splitlines()) == len(scanner.splitlines())
-    assert any("SharedPreferences 'face_embeddings'" in w and "re-enrol" in w for w in result.warnings)
+    assert len(changed) == 5 and len(original_scanner.splitlines()) == len(scanner.splitlines())
+    assert "        val faceInput = FtkFaceInput.fromImageProxy(imageProxy, face) ?: return\n" in scanner
+    assert "        val embedding = computeEmbedding(faceInput)\n" in scanner
+    assert any("SharedPreferences 'face_records'" in w and "re-enrol" in w for w in result.warnings)
 
     after = snapshot(android_app)
     again = deploy(tiny_export, android_app, variant="int8", threshold=0.42)
@@ -69,7 +73,8 @@ def test_patch_then_noop_then_revert(tiny_export, android_app):
     assert snapshot(android_app) == after
 
     undone = revert(android_app)
-    assert sorted(undone.removed) == [f"{ASSETS}/ftk_tiny_int8.tflite"]
+    assert sorted(undone.removed) == [f"{ASSETS}/ftk_tiny_int8.tflite", f"{SOURCES}/FtkFaceInput.kt",
+                                      f"{SOURCES}/FtkFacePreprocessor.kt"]
     assert snapshot(android_app) == before
     with pytest.raises(InputError, match="nothing to revert"):
         revert(android_app)

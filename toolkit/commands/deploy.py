@@ -29,11 +29,14 @@ def _threshold(value):
               help="Run the model under tensorflow-cpu==<app runtime> in a cached venv and compare embeddings with "
                    "ai-edge-litert before changing anything.")
 @click.option("--asset-name", default=None, help="File name in assets/ (default ftk_<backbone>_<precision>.tflite).")
+@click.option("--keep-app-preprocessing", is_flag=True,
+              help="Deploy only the model file and constants; leave the app's own face crop (by default ftk adds "
+                   "the preprocessor generated from the model's spec and makes both activities use it).")
 @click.option("--revert", is_flag=True, help="Undo the last ftk deploy of --app from its backup.")
 @click.option("--force", is_flag=True, help="With --revert: revert even if the patched files were edited since.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, verify_runtime, asset_name, revert,
-               force, as_json):
+def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, verify_runtime, asset_name,
+               keep_app_preprocessing, revert, force, as_json):
     """Put an exported model into an Android app checkout (EXPORT_DIR or .tflite), all-or-nothing."""
     from toolkit.commands.common import echo_json
 
@@ -56,13 +59,15 @@ def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, v
     from toolkit.deploy import CompatibilityError, deploy
 
     result = deploy(model, app_dir, variant=variant, threshold=_threshold(threshold), far=far, dry_run=dry_run,
-                    bump_runtime=bump_runtime, verify_runtime=verify_runtime, asset_name=asset_name)
+                    bump_runtime=bump_runtime, verify_runtime=verify_runtime, asset_name=asset_name,
+                    keep_app_preprocessing=keep_app_preprocessing)
     if as_json:
         echo_json(result.to_dict())
     else:
         if dry_run:
             click.echo(result.diff or "(no changes: the app already runs this model with these settings)")
         click.echo(result.compatibility.describe())
+        click.echo(describe_preprocessing(result.preprocessing))
         if result.runtime_verify:
             rv = result.runtime_verify
             click.echo(f"runtime verify: tensorflow {rv['tensorflow_version']} vs ai-edge-litert on "
@@ -81,3 +86,12 @@ def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, v
     if dry_run and not result.compatibility.compatible:
         raise CompatibilityError("the model would be refused: " + "; ".join(result.compatibility.reasons),
                                  hint="pass --bump-runtime VERSION or export a compatible variant")
+
+
+def describe_preprocessing(info: dict) -> str:
+    if not info.get("patched"):
+        return "app preprocessing: kept as it is (--keep-app-preprocessing)"
+    lines = [f"app preprocessing: the model's own crop ({info['crop']}), generated from its spec"]
+    lines += [f"  found: {line}" for line in info["found"]]
+    lines += [f"  adds:  {path}" for path in info["added_files"]]
+    return "\n".join(lines)

@@ -22,12 +22,16 @@ from toolkit.commands.common import build_embedder_options, embedder_options
 @click.option("--limit-pairs", type=int, default=None, help="Use at most N pairs (half same, half different).")
 @click.option("--pick", type=click.Choice(["center", "confidence"]), default="center", show_default=True,
               help="Face to use when MTCNN finds several (LFW images are centred on the person).")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="Faces per embedding batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Faces per embedding batch.")
+@click.option("--simulate-app", type=click.Choice(["before", "after"]), default=None,
+              help="Crop as the Android app does: 'before' ftk deploy (its own box crop from a sensor frame rotated "
+                   "90 degrees, simulated) or 'after' (the generated Kotlin preprocessor, run on the JVM). "
+                   "Report in <model stem>.app-<mode>.eval/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report in the output folder.")
 @embedder_options
-def evaluate_cmd(model, pairs, data, csv_path, far, out_dir, limit_pairs, pick, batch_size, as_json, overwrite,
-                 backbone, input_size, normalization, align, num_threads):
+def evaluate_cmd(model, pairs, data, csv_path, far, out_dir, limit_pairs, pick, batch_size, simulate_app, as_json,
+                 overwrite, backbone, input_size, normalization, align, num_threads):
     """Classification accuracy and LFW-protocol verification of a checkpoint or a .tflite.
 
     Works for ftk checkpoints, plain state_dicts (--backbone) and .tflite files: ours read input size,
@@ -39,7 +43,7 @@ def evaluate_cmd(model, pairs, data, csv_path, far, out_dir, limit_pairs, pick, 
     options = build_embedder_options(backbone, input_size, normalization, align, num_threads)
     result = evaluate_model_file(model, options, pairs=pairs, data=data, csv=csv_path, far=far, out_dir=out_dir,
                                  limit_pairs=limit_pairs, pick=pick, batch_size=batch_size, overwrite=overwrite,
-                                 progress=not as_json)
+                                 progress=not as_json, simulate_app=simulate_app)
     if as_json:
         import json
 

@@ -68,6 +68,8 @@ class DeployResult:
     compatibility: CompatibilityVerdict
     backup_dir: str | None = None
     runtime_verify: dict[str, Any] | None = None
+    # How the app prepares faces: found (in words), patched (True: ftk's generated preprocessor), files added.
+    preprocessing: dict[str, Any] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -262,13 +264,63 @@ def _our_previous_asset(app_dir: Path, asset: Path, current: bytes) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# the app's face preprocessing
+# ----------------------------------------------------------------------------------------------------------------
+def plan_preprocessing(app, spec: ModelSpec, sources: dict[Path, str], asset_file: str,
+                       model_sha256: str) -> tuple[dict[Path, str], dict[str, Any]]:
+    """New texts (activities edited, generated preprocessor added) that make the app crop as the model's spec says.
+
+    Refuses (InputError, nothing changed) app code in a shape :mod:`toolkit.deploy.app_code` does not recognise.
+    """
+    from toolkit.deploy.android import source_files
+    from toolkit.deploy.app_code import plan_app_preprocessing
+    from toolkit.deploy.kotlin import generate_sources
+
+    activities = {a.path: sources.get(a.path, a.text) for a in app.activities}
+    all_sources = {p: sources.get(p) or p.read_text(encoding="utf-8") for p in source_files(app.root)}
+    plan = plan_app_preprocessing(app.root, spec, activities, all_sources, app.threshold.path)
+    if not plan.recognised:
+        raise InputError("the app's face preprocessing is not in a shape ftk deploy recognises: "
+                         + "; ".join(plan.problems) + "; nothing was changed",
+                         hint="see docs/deploy.md for the recognised shape, or pass --keep-app-preprocessing to "
+                              "deploy only the model file and constants (the app then keeps its own crop)")
+    generated = generate_sources(spec, plan.package, asset_file, model_sha256)
+    texts = dict(plan.texts)
+    texts.update({plan.source_dir / name: text for name, text in generated.items()})
+    info = {"patched": True, "found": plan.found, "landmarks_before": plan.landmarks, "crop": spec.crop,
+            "added_files": [str((plan.source_dir / n).relative_to(app.root)) for n in sorted(generated)]}
+    return texts, info
+
+
+def app_crop_cost(model_path: Path, spec: ModelSpec) -> str:
+    """What keeping the app's own crop costs, from the evaluate reports of this exact file when they exist."""
+    from toolkit.app_sim import APP_BEFORE, app_eval_dir
+    from toolkit.reports import REPORT_NAME, find_eval_report
+
+    ours = find_eval_report(model_path)
+    app = find_eval_report(model_path, app_eval_dir(model_path, APP_BEFORE) / REPORT_NAME)
+    head = f"the app keeps its own face crop (box, no margin), not the model's ({spec.crop})"
+    if ours and app and ours.get("verification") and app.get("verification"):
+        a, b = ours["verification"], app["verification"]
+        return (f"{head}: measured on {Path(a['pairs_file']).name}, accuracy {a['accuracy_mean']:.2%} with the "
+                f"model's crop vs {b['accuracy_mean']:.2%} with the app's (simulated), "
+                f"{100 * (a['accuracy_mean'] - b['accuracy_mean']):.1f} points lost")
+    return (f"{head}; to measure what that costs run: ftk evaluate {model_path} --pairs PAIRS "
+            "--simulate-app before")
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # deploy / revert
 # ----------------------------------------------------------------------------------------------------------------
 def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = "int8",
            threshold: float | str | None = None, far: float = 1e-3, dry_run: bool = False,
            bump_runtime: str | None = None, verify_runtime: bool = False,
-           asset_name: str | None = None) -> DeployResult:
-    """Patch ``app_dir`` to run the exported model. Nothing in the app changes unless every check passes."""
+           asset_name: str | None = None, keep_app_preprocessing: bool = False) -> DeployResult:
+    """Patch ``app_dir`` to run the exported model. Nothing in the app changes unless every check passes.
+
+    By default the app's own face crop is replaced with the preprocessor generated from the model's spec
+    (:mod:`toolkit.deploy.kotlin`); ``keep_app_preprocessing`` deploys the model file and constants only.
+    """
     from toolkit.deploy.android import find_app, patched_sources
     from toolkit.deploy.gradle import bumped_texts, find_runtime
     from toolkit.deploy.transaction import apply_changes, binary_change, git_dirty_files, text_change, unified_diff
@@ -317,6 +369,12 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
     if bump_runtime and bump_runtime != runtime.version:
         changes += [text_change(path, text) for path, text in sorted(bumped_texts(runtime, bump_runtime).items())]
     sources = patched_sources(app, asset_file, spec.input_size, spec.embedding_dim, new_threshold)
+    if keep_app_preprocessing:
+        preprocessing = {"patched": False, "found": [], "added_files": []}
+        warnings.append(app_crop_cost(model_path, spec))
+    else:
+        generated, preprocessing = plan_preprocessing(app, spec, sources, asset_file, info.sha256)
+        sources.update(generated)
     changes += [text_change(path, text) for path, text in sorted(sources.items())]
     changes = [c for c in changes if c.changed]
     diff = unified_diff(changes, app_dir)
@@ -325,10 +383,11 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
     if changes and (old_dims != {spec.embedding_dim} or set(app.current_models) != {asset_file}):
         prefs = sorted({m for a in app.activities for m in re.findall(r'getSharedPreferences\(\s*"([^"]+)"', a.text)})
         where = (f"SharedPreferences {', '.join(repr(p) for p in prefs)}" if prefs else "SharedPreferences")
+        skipped = (" (the patched matching skips them: records now carry the model's id)"
+                   if preprocessing.get("patched") else "")
         warnings.append(f"faces registered with the previous model ({', '.join(app.current_models)}, "
                         f"{'/'.join(str(d) for d in sorted(old_dims))}-d) are stored in {where} and are not "
-                        f"comparable with {asset_file} ({spec.embedding_dim}-d): clear the app's data and re-enrol "
-                        "every face")
+                        f"comparable with {asset_file} ({spec.embedding_dim}-d){skipped}: re-enrol every face")
     dirty = git_dirty_files(app_dir, [c.path for c in changes if c.old is not None])
     if dirty:
         warnings.append("uncommitted git changes in files ftk deploy patches: " + ", ".join(dirty)
@@ -339,7 +398,7 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
         asset=str(asset_path.relative_to(app_dir)), dry_run=dry_run, applied=False,
         changed_files=[str(c.path.relative_to(app_dir)) for c in changes], diff=diff, previous=previous,
         input_size=spec.input_size, embedding_dim=spec.embedding_dim, threshold=new_threshold,
-        threshold_source=threshold_source, compatibility=verdict,
+        threshold_source=threshold_source, compatibility=verdict, preprocessing=preprocessing,
         model_info={"ops": [f"{op.name} v{op.version}" for op in info.ops], "min_runtime": info.min_runtime,
                     "declared_min_runtime": info.declared_min_runtime, "external_buffers": info.external_buffers,
                     "hybrid_int8": info.hybrid_int8, "sha256": info.sha256, "size_bytes": info.size_bytes},
