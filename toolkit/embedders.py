@@ -2,6 +2,11 @@
 
 Implemented for a PyTorch checkpoint (or a backbone + local weights) and a .tflite on the host (LiteRT). Evaluate,
 parity, compare and match take any Embedder, so comparing backends is one code path.
+
+A .tflite's contract comes from :func:`toolkit.manifest.contract_for` (the manifest beside it when it vouches for
+this file, else the contract embedded in the file); a model with neither is foreign and needs its input contract
+from the caller (:class:`EmbedderOptions`). ``embed()`` is unit length whatever the model's ``l2_normalized`` says:
+the host normalises what the graph does not.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from toolkit.errors import InputError, ModelFileError
-from toolkit.io import read_json, sha256_file
+from toolkit.io import sha256_file
 from toolkit.spec import ModelSpec, parse_normalization
 
 if TYPE_CHECKING:
@@ -23,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = "manifest.json"  # kept for importers; toolkit.manifest.MANIFEST_NAME is the one definition
 
 
 @runtime_checkable
@@ -53,7 +58,7 @@ class TorchEmbedder:
         self.name = name
         self.batch_size = batch_size
         self.device = device
-        self.module = embedding_model_from(model).to(device)
+        self.module = embedding_model_from(model).to(device)  # honours the spec's channel order and l2_normalized
 
     @classmethod
     def from_checkpoint(cls, loaded: "LoadedCheckpoint", **kwargs) -> "TorchEmbedder":
@@ -71,32 +76,44 @@ class TorchEmbedder:
                 out.append(self.module(batch).float().cpu().numpy())
         if not out:
             return np.zeros((0, self.spec.embedding_dim), np.float32)
-        return np.concatenate(out)
+        return l2_normalize(np.concatenate(out))  # a no-op when the graph already normalised
 
 
 def read_manifest_for(model_path: str | Path) -> dict | None:
-    """The export manifest beside a .tflite, if there is one."""
-    manifest = Path(model_path).with_name(MANIFEST_NAME)
-    return read_json(manifest, "export manifest") if manifest.is_file() else None
+    """The validated export manifest beside a .tflite when it lists that file (None otherwise).
+
+    Does not check the file's sha256: readers of a model's contract call :func:`toolkit.manifest.contract_for`.
+    """
+    from toolkit.manifest import MANIFEST_NAME as NAME, read_manifest
+
+    path = Path(model_path)
+    manifest_path = path.with_name(NAME)
+    if not manifest_path.is_file():
+        return None
+    manifest = read_manifest(manifest_path)
+    return manifest if path.name in (manifest.get("artifacts") or {}) else None
 
 
 class TFLiteEmbedder:
     """A .tflite on the host through the LiteRT interpreter (ai-edge-litert), looking like the torch model.
 
-    Our exports take raw 0..255 NHWC and normalise in-graph. Someone else's model may need host-side normalisation:
-    pass ``host_mean``/``host_std`` (pixel units) and the input is normalised before it is fed.
+    Our exports take raw 0..255 RGB NHWC and do the channel order and normalisation in-graph. Someone else's model
+    may need them on the host: ``host_preprocess=True`` feeds ``spec.normalize_nhwc(faces)`` (the spec's channel
+    order, then ``(x - mean) / std``) instead of the raw pixels.
     """
 
     def __init__(self, path: str | Path, spec: ModelSpec, name: str | None = None, num_threads: int = 2,
-                 host_mean: tuple[float, float, float] | None = None,
-                 host_std: tuple[float, float, float] | None = None, interpreter=None):
+                 host_preprocess: bool = False, interpreter=None):
         path = Path(path)
+        spec.require_raw_pixels(str(path))
         self.path = path
         self.spec = spec
         self.name = name or f"tflite-{path.stem}"
         self.model_sha256 = sha256_file(path)
-        self.host_mean = None if host_mean is None else np.asarray(host_mean, np.float32)
-        self.host_std = None if host_std is None else np.asarray(host_std, np.float32)
+        self.host_preprocess = host_preprocess
+        # What the host applies (keys evaluate's embedding cache); None when the graph does it all.
+        self.host_mean = np.asarray(spec.mean, np.float32) if host_preprocess else None
+        self.host_std = np.asarray(spec.std, np.float32) if host_preprocess else None
         # An interpreter the caller already built for this file (e.g. to read its output size) is reused.
         self.interpreter = interpreter if interpreter is not None else load_interpreter(path, num_threads)
         inp = self.interpreter.get_input_details()
@@ -119,8 +136,8 @@ class TFLiteEmbedder:
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         faces = self.spec.check_faces(faces).astype(np.float32)
-        if self.host_mean is not None:
-            faces = (faces - self.host_mean) / self.host_std
+        if self.host_preprocess:
+            faces = np.ascontiguousarray(self.spec.normalize_nhwc(faces))
         out = np.empty((len(faces), self.spec.embedding_dim), np.float32)
         for i in range(len(faces)):
             self.interpreter.set_tensor(self._in["index"], faces[i : i + 1])
@@ -155,44 +172,77 @@ class EmbedderOptions:
     backbone: str | None = None  # for a plain state_dict (or to override)
     weights: str | None = None
     input_size: int | None = None  # for a foreign .tflite without our manifest
-    normalization: str | None = None  # "MEAN,STD" in pixel units, for a foreign .tflite
+    normalization: str | None = None  # "MEAN,STD" in pixel units, for a foreign .tflite (applied on the host)
     crop: str | None = None  # "box" or "align"
+    channel_order: str | None = None  # "RGB" or "BGR": what a foreign .tflite expects (flipped on the host)
     num_threads: int = 2
     device: str = "cpu"
 
 
 def load_embedder(path: str | Path, options: EmbedderOptions | None = None, name: str | None = None) -> Embedder:
     """A checkpoint, a plain state_dict with --backbone, or a .tflite (ours or foreign) -> an Embedder."""
-    from toolkit.models.registry import default_spec
-
     options = options or EmbedderOptions()
     path = Path(path)
     if not path.exists():
         raise InputError(f"model not found: {path}")
     if path.suffix.lower() == ".tflite":
-        manifest = read_manifest_for(path)
-        if manifest and "spec" in manifest and options.normalization is None:
-            spec = ModelSpec.from_dict(manifest["spec"])
-            overrides = {"input_size": options.input_size, "crop": options.crop}
-            spec = spec.replace(**{k: v for k, v in overrides.items() if v is not None})
-        else:
-            if options.input_size is None and options.backbone is None:
-                raise InputError(
-                    f"{path} has no ftk manifest beside it, so its input contract is unknown",
-                    hint="pass --input-size N and --normalization MEAN,STD (NHWC float input is assumed)",
-                )
-            base = default_spec(options.backbone or "inception_resnet_v1")
-            spec = base.replace(input_size=options.input_size or base.input_size, crop=options.crop or base.crop)
-            host_mean = host_std = None
-            if options.normalization:
-                host_mean, host_std = parse_normalization(options.normalization)
-            interpreter = load_interpreter(path, options.num_threads)
-            spec = spec.replace(embedding_dim=int(interpreter.get_output_details()[0]["shape"][-1]),
-                                backbone=f"foreign:{path.name}")
-            return TFLiteEmbedder(path, spec, name=name, host_mean=host_mean, host_std=host_std,
-                                  interpreter=interpreter)
-        return TFLiteEmbedder(path, spec, name=name, num_threads=options.num_threads)
+        return load_tflite_embedder(path, options, name=name)
     return load_torch_embedder(path, options, name=name or "pytorch")
+
+
+def load_tflite_embedder(path: str | Path, options: EmbedderOptions | None = None,
+                         name: str | None = None) -> "TFLiteEmbedder":
+    """A .tflite with its contract (manifest or embedded), or a foreign one described by ``options``.
+
+    ``--normalization`` marks the model as foreign even when it carries a contract (an explicit override).
+    """
+    from toolkit.manifest import contract_for
+
+    options = options or EmbedderOptions()
+    path = Path(path)
+    contract = contract_for(path)
+    if contract is not None and options.normalization is None and options.channel_order is None:
+        spec = contract.spec
+        overrides = {"input_size": options.input_size, "crop": options.crop}
+        spec = spec.replace(**{k: v for k, v in overrides.items() if v is not None})
+        log.info("%s: contract from %s", path.name,
+                 "manifest.json" if contract.source == "manifest" else "the file's embedded metadata")
+        return TFLiteEmbedder(path, spec, name=name, num_threads=options.num_threads)
+    if contract is not None:
+        log.warning("%s carries an ftk contract; ignoring it because --normalization/channel order was given",
+                    path.name)
+    if options.input_size is None and options.backbone is None:
+        raise InputError(
+            f"{path} has no ftk manifest beside it and no contract inside it, so its input contract is unknown",
+            hint="pass --input-size N and --normalization MEAN,STD (NHWC float input is assumed)",
+        )
+    interpreter = load_interpreter(path, options.num_threads)
+    spec = foreign_spec(path, options, embedding_dim=int(interpreter.get_output_details()[0]["shape"][-1]))
+    log.info("foreign model %s: input %d, host normalisation (x - %s) / %s, %s, crop %s (margin %d px)",
+             path.name, spec.input_size, list(spec.mean), list(spec.std), spec.channel_order, spec.crop,
+             spec.box_margin)
+    return TFLiteEmbedder(path, spec, name=name, host_preprocess=True, interpreter=interpreter)
+
+
+def foreign_spec(path: Path, options: EmbedderOptions, embedding_dim: int) -> ModelSpec:
+    """The spec ftk uses for someone else's .tflite: only what the caller said, stated in full.
+
+    mean/std are what ftk applies on the host (``--normalization``; none: raw 0..255 pixels are fed). The crop is
+    the given ``--crop``, else the named ``--backbone``'s crop and margin, else a plain detector box with no margin
+    (never another backbone's margin silently). ``l2_normalized`` is false: the host normalises the output.
+    """
+    from toolkit.models.registry import default_spec
+
+    base = default_spec(options.backbone) if options.backbone else None
+    if options.normalization:
+        mean, std = parse_normalization(options.normalization)
+    else:
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    crop = options.crop or (base.crop if base else "box")
+    margin = base.box_margin if base is not None and crop == base.crop else 0
+    return ModelSpec(backbone=f"foreign:{path.name}", input_size=options.input_size or base.input_size,
+                     embedding_dim=embedding_dim, mean=mean, std=std, channel_order=options.channel_order or "RGB",
+                     l2_normalized=False, crop=crop, box_margin=margin)
 
 
 def load_torch_embedder(path: str | Path, options: EmbedderOptions, name: str = "pytorch") -> TorchEmbedder:

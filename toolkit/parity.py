@@ -221,12 +221,13 @@ def evaluate_tolerances(metrics: ParityMetrics, tolerances: dict[str, float]) ->
 
 
 def guess_precision(model_path: str | Path) -> str:
-    """The artifact's precision: its manifest entry, else int8 if its conv/FC weights are integer."""
-    from toolkit.export import artifact_entry
+    """The artifact's precision: its contract (manifest entry or embedded), else int8 if its conv/FC weights are
+    integer."""
+    from toolkit.manifest import contract_for
 
-    entry = artifact_entry(model_path)
-    if entry and entry.get("precision") in PRECISIONS:
-        return entry["precision"]
+    contract = contract_for(model_path)
+    if contract is not None and contract.precision in PRECISIONS:
+        return contract.precision
     from toolkit.tflite.inspect import inspect_tflite
 
     info = inspect_tflite(model_path)
@@ -251,8 +252,8 @@ def parity_check(
     ``tolerances`` override the per-precision defaults metric by metric.
     """
     from toolkit.checkpoint import load_checkpoint
-    from toolkit.embedders import TFLiteEmbedder, TorchEmbedder, read_manifest_for
-    from toolkit.spec import ModelSpec
+    from toolkit.embedders import TFLiteEmbedder, TorchEmbedder
+    from toolkit.manifest import contract_for
 
     model = Path(model)
     checkpoint = Path(checkpoint)
@@ -271,22 +272,28 @@ def parity_check(
     loaded = load_checkpoint(checkpoint)
     warnings: list[str] = []
 
-    manifest = read_manifest_for(model)
+    contract = contract_for(model)
     spec = loaded.model.spec
-    if manifest and "spec" in manifest:
-        exported = ModelSpec.from_dict(manifest["spec"])
-        if (exported.backbone, exported.embedding_dim) != (spec.backbone, spec.embedding_dim):
-            raise InputError(f"{model} was exported from a {exported.backbone} ({exported.embedding_dim}-d) model "
-                             f"but {checkpoint} is {spec.backbone} ({spec.embedding_dim}-d)",
+    if contract is not None:
+        # Both sides run with the artifact's spec; a checkpoint whose contract differs is another model. Only the
+        # input size may differ (an export at another --input-size of the same fully convolutional backbone).
+        exported = contract.spec
+        mine, theirs = spec.to_dict(), exported.to_dict()
+        differing = [f"{k} {theirs[k]!r} vs {mine[k]!r}" for k in theirs if k != "input_size" and theirs[k] != mine[k]]
+        if differing:
+            raise InputError(f"{model.name}'s spec differs from {checkpoint.name}'s (artifact vs checkpoint: "
+                             + "; ".join(differing) + ")",
                              hint="pair the .tflite with the checkpoint it was exported from")
-        # An export may run at another input size (--input-size); compare at the size the .tflite takes.
-        spec = spec.replace(input_size=exported.input_size)
-        source_sha = (manifest.get("source_checkpoint") or {}).get("sha256")
+        spec = exported
+        source_sha = contract.source_checkpoint.get("sha256")
         if source_sha and source_sha != loaded.sha256:
             warnings.append(f"{model.name} was exported from a different checkpoint (sha256 {source_sha[:12]}, "
                             f"given {loaded.sha256[:12]})")
+        if contract.source == "embedded":
+            warnings.append(f"no export manifest beside {model.name}; using the contract embedded in the file")
     else:
-        warnings.append(f"no export manifest beside {model.name}; assuming the checkpoint's spec")
+        warnings.append(f"no export manifest beside {model.name} and no contract in it; assuming the checkpoint's "
+                        "spec")
     loaded.model.spec = spec
     precision = precision or guess_precision(model)
 

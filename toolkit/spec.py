@@ -1,9 +1,21 @@
 """The model contract: one preprocessing spec, defined once, carried by every checkpoint and exported artifact.
 
-A :class:`ModelSpec` says what a face embedder takes and gives: input size, channel order, layout and value range
-of the *app-facing* input (NHWC float32 raw 0..255 pixels, as the Android app feeds it), the normalisation applied
-inside the graph (``(x - mean) / std`` in pixel units), the embedding dim, whether the output is L2-normalised,
-and how faces are cropped (detector box + margin, or five-point alignment).
+A :class:`ModelSpec` says what a face embedder takes and gives: input size, layout and value range of the
+*app-facing* input (NHWC float32 raw 0..255 RGB pixels, as the Android app feeds it), the channel order the backbone
+sees, the normalisation applied inside the graph (``(x - mean) / std`` in pixel units), the embedding dim, whether
+the output is L2-normalised, and how faces are cropped (detector box + margin, or five-point alignment).
+
+Every field is acted on or refused, never ignored:
+
+- ``channel_order``: ``RGB`` or ``BGR``, the order the *backbone* expects. Crops and the app's input are RGB; a BGR
+  backbone gets a channel flip in the exported graph and in host preprocessing (:meth:`ModelSpec.normalize_nhwc`).
+  ``mean``/``std`` are listed in the backbone's channel order (they apply after the flip).
+- ``input_layout`` / ``input_dtype``: only ``NHWC`` / ``float32`` (what the app feeds); anything else is refused.
+- ``value_range``: ftk and the app feed raw 0..255 pixels; consumers that feed the model call
+  :meth:`ModelSpec.require_raw_pixels` and refuse another range with a clear error.
+- ``l2_normalized``: whether the model's own output is unit length. The exported graph ends with an L2
+  normalisation only when it is true; ftk's embedders normalise on the host when it is false, so ``embed()`` is
+  always unit length.
 
 Backbone defaults live in :mod:`toolkit.models.registry`; training, export, parity, evaluate, bench and deploy
 read the spec from the checkpoint or the export manifest and never re-type 160, 512 or 127.5.
@@ -21,6 +33,10 @@ import numpy as np
 from toolkit.errors import InputError
 
 CROP_METHODS = ("box", "align")
+CHANNEL_ORDERS = ("RGB", "BGR")
+INPUT_LAYOUTS = ("NHWC",)
+INPUT_DTYPES = ("float32",)
+RAW_PIXEL_RANGE = (0.0, 255.0)
 
 
 @dataclass(frozen=True)
@@ -28,9 +44,10 @@ class ModelSpec:
     backbone: str
     input_size: int
     embedding_dim: int
-    # Normalisation in pixel units (0..255), per RGB channel: x_norm = (x - mean) / std.
+    # Normalisation in pixel units (0..255), per channel in ``channel_order``: x_norm = (x - mean) / std.
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    # The channel order the backbone expects; the app-facing input is always RGB (BGR: flipped in the graph).
     channel_order: str = "RGB"
     # What the exported model takes: [1, H, W, 3] float32 with raw 0..255 values.
     input_layout: str = "NHWC"
@@ -50,6 +67,18 @@ class ModelSpec:
             raise InputError(f"crop must be one of {CROP_METHODS}, got {self.crop!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise InputError(f"mean and std need 3 values each with std > 0, got mean={self.mean} std={self.std}")
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise InputError(f"channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}")
+        if self.input_layout not in INPUT_LAYOUTS:
+            raise InputError(f"input_layout {self.input_layout!r} is not supported: ftk exports and feeds NHWC "
+                             "[1, H, W, 3] like the app")
+        if self.input_dtype not in INPUT_DTYPES:
+            raise InputError(f"input_dtype {self.input_dtype!r} is not supported: ftk exports and feeds float32 "
+                             "input like the app")
+        if len(self.value_range) != 2 or not self.value_range[0] < self.value_range[1]:
+            raise InputError(f"value_range must be [low, high] with low < high, got {list(self.value_range)}")
+        if not isinstance(self.l2_normalized, bool):
+            raise InputError(f"l2_normalized must be true or false, got {self.l2_normalized!r}")
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
@@ -80,12 +109,28 @@ class ModelSpec:
         return dataclasses.replace(self, **changes)
 
     # --- preprocessing ------------------------------------------------------------------------------------------
+    @property
+    def channel_permutation(self) -> tuple[int, int, int]:
+        """Index of the RGB input channel each backbone channel reads: (0, 1, 2) for RGB, (2, 1, 0) for BGR."""
+        return (2, 1, 0) if self.channel_order == "BGR" else (0, 1, 2)
+
+    def require_raw_pixels(self, what: str) -> None:
+        """Refuse a spec whose model takes another value range than the raw 0..255 pixels ftk (and the app) feed."""
+        if tuple(self.value_range) != RAW_PIXEL_RANGE:
+            raise InputError(f"{what}: the spec says the model takes input values in {list(self.value_range)}, "
+                             "but ftk feeds raw 0..255 pixels as the app does",
+                             hint="export with the normalisation in the graph (value_range [0, 255])")
+
     def normalize_nhwc(self, faces: np.ndarray) -> np.ndarray:
-        """uint8/float NHWC 0..255 -> float32 NHWC normalised (what the graph does right after its input)."""
+        """uint8/float NHWC 0..255 RGB -> float32 NHWC normalised in the backbone's channel order (what the graph
+        does right after its input)."""
         faces = self.check_faces(faces)
         mean = np.asarray(self.mean, dtype=np.float32)
         std = np.asarray(self.std, dtype=np.float32)
-        return (faces.astype(np.float32) - mean) / std
+        x = faces.astype(np.float32)
+        if self.channel_order == "BGR":
+            x = x[..., ::-1]
+        return (x - mean) / std
 
     def to_model_input(self, faces: np.ndarray) -> np.ndarray:
         """uint8 NHWC 0..255 -> float32 NCHW normalised, the layout the PyTorch backbones take."""

@@ -3,8 +3,8 @@
 How it measures:
 
 * every (model, threads) pair gets its own interpreter; load time = read + build + ``allocate_tensors``;
-* the input is built once from the model's spec (``manifest.json`` beside an ftk export) or, for a foreign model,
-  from its input tensor's shape and dtype; seeded, so runs are repeatable;
+* the input is built once from the model's spec (its contract: ``manifest.json`` beside an ftk export, or embedded
+  in the file) or, for a foreign model, from its input tensor's shape and dtype; seeded, so runs are repeatable;
 * first inference is timed alone, then ``warmup`` untimed runs, then timed runs **round-robin**: one ``invoke()``
   of each pair per round, so drift of the machine (other jobs, thermal, frequency) hits every pair alike;
 * only ``invoke()`` is inside the timer (``perf_counter_ns``), as in ``benchmark_model``; the input is set once;
@@ -153,13 +153,11 @@ def model_input(input_detail: dict, spec=None, seed: int = INPUT_SEED) -> np.nda
 
 
 def spec_for(model_path: Path):
-    from toolkit.embedders import read_manifest_for
-    from toolkit.spec import ModelSpec
+    """The model's spec from its contract (verified manifest entry, else embedded in the file), or None."""
+    from toolkit.manifest import contract_for
 
-    manifest = read_manifest_for(model_path)
-    if manifest and "spec" in manifest:
-        return ModelSpec.from_dict(manifest["spec"])
-    return None
+    contract = contract_for(model_path)
+    return None if contract is None else contract.spec
 
 
 # --- runners ---------------------------------------------------------------------------------------------------------

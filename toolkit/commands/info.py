@@ -11,7 +11,6 @@ import click
 def info_cmd(path, as_json):
     """Show the spec, classes, ops and minimum runtime of PATH (checkpoint, .tflite or export folder)."""
     from toolkit.commands.common import echo_json
-    from toolkit.export import describe_path
 
     info = describe_path(path)
     if as_json:
@@ -33,11 +32,15 @@ def info_cmd(path, as_json):
     elif info["kind"] == "tflite":
         if info.get("spec"):
             _spec_lines(info["spec"])
+            where = {"manifest": "manifest.json beside the file (sha256 verified)",
+                     "embedded": "the contract embedded in the file"}[info["contract_source"]]
+            click.echo(f"contract: {where}")
+            _provenance_lines(info.get("embedded_contract"))
         else:
-            click.echo("spec: unknown (no ftk manifest beside the file)")
+            click.echo("spec: unknown (no ftk manifest lists the file and it carries no embedded contract)")
         _ops_lines(info["inspect"])
-        if info["matches_manifest"] is False:
-            click.echo("warning: the file's sha256 differs from its manifest entry (modified after export?)")
+        for warning in info["warnings"]:
+            click.echo(f"warning: {warning}")
         click.echo(f"sha256: {info['sha256']}  size: {info['size_bytes'] / 2**20:.2f} MiB")
     else:
         manifest = info["manifest"]
@@ -47,12 +50,81 @@ def info_cmd(path, as_json):
                    f"{source.get('num_classes')} classes, weights {source.get('weights_source')})")
         for name, entry in (manifest.get("artifacts") or {}).items():
             state = info["files"][name]
-            status = "ok" if state["sha256_ok"] else ("MODIFIED" if state["present"] else "MISSING")
+            status = ("MISSING" if not state["present"] else "MODIFIED" if not state["sha256_ok"] else
+                      "ok, but the manifest disagrees with it" if state["warnings"] else "ok")
             click.echo(f"- {name}: {entry.get('precision')}, {entry.get('size_bytes', 0) / 2**20:.2f} MiB, "
                        f"file {status}")
             _ops_lines(entry, indent="  ")
         tools = manifest.get("tools") or {}
         click.echo("tools: " + ", ".join(f"{k} {v}" for k, v in tools.items() if v))
+        click.echo(f"manifest format_version: {manifest.get('format_version', 1)}")
+        for name, state in info["files"].items():
+            for warning in state["warnings"]:
+                click.echo(f"warning: {warning}")
+
+
+def describe_path(path) -> dict:
+    """What a checkpoint, a .tflite or an export folder contains (the data behind ``ftk info``).
+
+    A .tflite's spec comes from :func:`toolkit.manifest.artifact_status`: a manifest entry that verifies, else the
+    contract embedded in the file; every failed check (modified file, edited manifest) is in ``warnings``.
+    Artifact keys are checked to be plain file names before any file is opened.
+    """
+    from pathlib import Path
+
+    from toolkit.errors import InputError
+    from toolkit.io import sha256_file
+    from toolkit.manifest import MANIFEST_NAME, artifact_status, read_manifest
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"not found: {path}")
+    if path.is_dir():
+        if not (path / MANIFEST_NAME).is_file():
+            raise InputError(f"{path} is a folder without {MANIFEST_NAME}; not an ftk export",
+                             hint="give a checkpoint, a .tflite or an export folder")
+        manifest = read_manifest(path)
+        files = {}
+        for name in manifest.get("artifacts") or {}:
+            file = path / name
+            if not file.is_file():
+                files[name] = {"present": False, "sha256_ok": False, "warnings": [f"{name} is missing"]}
+                continue
+            status = artifact_status(file)
+            files[name] = {"present": True, "sha256_ok": bool(status.matches_manifest), "warnings": status.warnings,
+                           "embedded_contract": status.embedded is not None}
+        return {"kind": "export", "path": str(path), "manifest": manifest, "files": files}
+    if path.suffix.lower() == ".tflite":
+        from toolkit.embedders import load_interpreter
+        from toolkit.tflite.inspect import inspect_tflite
+
+        inspected = inspect_tflite(path).to_dict()  # bounds-checked: a truncated or foreign file gets a clear error
+        load_interpreter(path, num_threads=1)
+        status = artifact_status(path)
+        return {"kind": "tflite", "path": str(path), "size_bytes": path.stat().st_size,
+                "sha256": sha256_file(path), "inspect": inspected, "spec": status.spec,
+                "contract_source": status.source, "manifest_entry": status.manifest_entry,
+                "matches_manifest": status.matches_manifest, "embedded_contract": status.embedded,
+                "warnings": status.warnings}
+    from toolkit.checkpoint import read_checkpoint_meta
+
+    meta = read_checkpoint_meta(path)
+    return {"kind": "checkpoint", "path": str(path), "size_bytes": path.stat().st_size,
+            "sha256": sha256_file(path), "meta": meta.to_dict()}
+
+
+def _provenance_lines(contract: dict | None) -> None:
+    if not contract:
+        return
+    source = contract.get("source_checkpoint") or {}
+    calibration = contract.get("calibration") or {}
+    line = (f"provenance: {contract.get('precision')} from checkpoint {source.get('name')} "
+            f"(sha256 {str(source.get('sha256'))[:16]}), ftk {contract.get('ftk_version')}, "
+            f"contract format_version {contract.get('format_version')}")
+    if calibration:
+        line += (f"; calibrated on {calibration.get('faces')} faces "
+                 f"(crops sha256 {str(calibration.get('crops_sha256'))[:16]})")
+    click.echo(line)
 
 
 def _spec_lines(spec: dict) -> None:

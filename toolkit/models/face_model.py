@@ -36,14 +36,17 @@ class FaceModel(nn.Module):
 
 
 class EmbeddingModel(nn.Module):
-    """What ships: NHWC float32 raw pixels 0..255 in, L2-normalised [N, D] out. The head is gone by construction.
+    """What ships: NHWC float32 raw RGB pixels 0..255 in, [N, D] out (L2-normalised when the spec says so). The head
+    is gone by construction.
 
-    The normalisation ``(x - mean) / std`` from the spec runs inside the graph, so the app feeds raw pixels.
+    The spec's channel order (a flip for BGR) and normalisation ``(x - mean) / std`` run inside the graph, so the
+    app feeds raw RGB pixels.
     The PyTorch embedder runs this same module, so parity compares exactly what is exported.
     """
 
     def __init__(self, backbone: nn.Module, spec: ModelSpec):
         super().__init__()
+        spec.require_raw_pixels("the embedding model")
         self.backbone = backbone
         self.spec = spec
         mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
@@ -53,9 +56,11 @@ class EmbeddingModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 3, 1, 2)
+        if self.spec.channel_order == "BGR":  # the app feeds RGB; a BGR backbone gets its order in the graph
+            x = x.flip(1)
         x = (x - self.mean) * self.inv_std
         features = self.backbone(x)
-        return F.normalize(features, p=2, dim=1)
+        return F.normalize(features, p=2, dim=1) if self.spec.l2_normalized else features
 
 
 def embedding_model_from(model: FaceModel) -> EmbeddingModel:
