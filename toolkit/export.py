@@ -536,6 +536,8 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
             artifacts["int8"] = art
 
         manifest = build_manifest(loaded, spec, artifacts)
+        from toolkit.manifest import finalize_export  # contract into each .tflite, then its final sha256 and size
+        finalize_export(manifest, artifacts, tmp_paths)
         write_json_atomic(manifest_tmp, manifest)
         _make_readable(manifest_tmp)
     for precision, art in artifacts.items():
