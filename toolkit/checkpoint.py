@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "ftk.checkpoint/1"
+# Face embedders take 112-160 px; far larger sizes only make evaluate/export allocate gigabytes (100000 px: 80 GB).
+MAX_INPUT_SIZE = 1024
+
+
+def load_error_reason(exc: BaseException) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one line (PyTorch's own message goes on to suggest
+    ``weights_only=False``, which would run the file's code)."""
+    text = str(exc)
+    if "Weights only load failed" in text or type(exc).__name__ == "UnpicklingError":
+        return "it contains Python objects; refused for safety (only tensors and plain data are loaded)"
+    return text.strip().splitlines()[0][:160] if text.strip() else type(exc).__name__
 
 
 @dataclass
@@ -111,8 +122,7 @@ def _read_payload(path: Path) -> tuple[dict[str, Any], CheckpointMeta]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - zip/pickle/unpickling errors all mean "not our checkpoint"
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable ftk checkpoint ({first})") from None
+        raise CheckpointError(f"{path} is not a readable ftk checkpoint: {load_error_reason(exc)}") from None
     if not isinstance(payload, dict) or payload.get("ftk_format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{path} is not an ftk checkpoint (no '{CHECKPOINT_FORMAT}' marker)",
@@ -122,6 +132,9 @@ def _read_payload(path: Path) -> tuple[dict[str, Any], CheckpointMeta]:
         meta = CheckpointMeta.from_dict(json.loads(payload["metadata_json"]))
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{path} has unreadable metadata: {exc}") from None
+    if meta.spec.input_size > MAX_INPUT_SIZE:
+        raise CheckpointError(f"{path} says its input size is {meta.spec.input_size} px, more than ftk's "
+                              f"{MAX_INPUT_SIZE}; the file is damaged or not meant for a face embedder")
     return payload, meta
 
 

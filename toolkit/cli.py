@@ -1,20 +1,28 @@
 """The ``ftk`` command line: a thin click layer over the library.
 
 Subcommands live in ``toolkit.commands.<stage>`` and are imported only when run, so ``ftk --help`` stays instant
-(no torch, no litert). Library errors (:class:`toolkit.errors.ToolkitError`) become ``error: ...`` on stderr and
-their exit code.
+(no torch, no litert). Library errors (:class:`toolkit.errors.ToolkitError`) and click usage errors become one line
+``error: ...`` on stderr and their exit code (2 for bad input, 1 for a failed check). Anything else is a bug in
+ftk: ``internal error: ... please report`` and exit code 3 (never 1, which means "a check failed"), with the
+traceback in a log file under the ftk state folder, or on stderr with ``-v``.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+import time
+import traceback
 
 import click
 
 from toolkit import __version__
 from toolkit.errors import ToolkitError
+
+INTERNAL_ERROR_EXIT = 3
+_verbosity = 0  # set by the group callback; main() reads it to decide where a traceback goes
 
 # name -> (module:attribute, one-line help shown by `ftk --help` without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -54,9 +62,46 @@ class LazyGroup(click.Group):
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def cli(verbose: int) -> None:
     """ftk: take a face-embedding model from training to an Android phone, checking every step."""
+    global _verbosity
+    _verbosity = verbose
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("toolkit").setLevel(logging.INFO if verbose == 0 else level)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _usage_error(exc: click.UsageError) -> None:
+    where = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+    click.echo(f"error: {_one_line(exc.format_message())}{where}", err=True)
+    sys.exit(2)
+
+
+def _crash_log(text: str) -> str | None:
+    """Write the traceback to <state>/crash-<time>-<pid>.log; None when even that fails."""
+    from toolkit.io import state_home
+
+    try:
+        folder = state_home()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+        path.write_text(f"ftk {__version__}\nargv: {sys.argv}\n\n{text}", encoding="utf-8")
+        return str(path)
+    except OSError:
+        return None
+
+
+def _internal_error(exc: BaseException) -> None:
+    text = "".join(traceback.format_exception(exc))
+    log_path = None if _verbosity else _crash_log(text)
+    if log_path is None:
+        sys.stderr.write(text)
+    where = f"; traceback in {log_path}" if log_path else ""
+    click.echo(f"internal error: {type(exc).__name__}: {_one_line(str(exc))[:300]}{where}; please report this "
+               "(it is a bug in ftk, not in your input)", err=True)
+    sys.exit(INTERNAL_ERROR_EXIT)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,14 +113,18 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        _usage_error(exc)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {_one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
     except SystemExit:
         raise
+    except Exception as exc:  # a bug: say so, keep the traceback, and never exit 1 ("a check failed")
+        _internal_error(exc)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from toolkit.errors import InputError
-from toolkit.io import check_outputs_free, ensure_writable_dir, sha256_text, write_json_atomic
+from toolkit.io import check_outputs_free, check_writable_location, sha256_text, write_json_atomic
 from toolkit.metrics import DEFAULT_FARS, far_key, verification_metrics
 from toolkit.reports import REPORT_NAME, writable_eval_dir
 
@@ -447,7 +447,7 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         check_outputs_free([out / REPORT_NAME, out / ROC_NAME, out / HISTOGRAM_NAME], overwrite)
-        ensure_writable_dir(out)
+        check_writable_location(out, "report folder")  # created when the report is written, not before
 
     notes: list[str] = [f"crops: {DESCRIPTIONS[simulate_app]}"] if simulate_app else []
     timings: dict[str, float] = {}

@@ -1,11 +1,17 @@
-"""Small file helpers: atomic writes, hashing, output-directory checks."""
+"""Small file helpers: atomic writes (one file, several together, a folder), hashing, output and free-space checks.
+
+Outputs get the usual ``0666 & ~umask`` mode (``mkstemp`` alone would leave them 0600), and a full disk is reported
+as ``no space left on <folder>`` (exit 2) with no temp file left behind.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -25,20 +31,58 @@ def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-@contextlib.contextmanager
-def atomic_path(final: str | Path) -> Iterator[Path]:
-    """Yield a temp path in the destination folder; rename it over ``final`` only if the block succeeds."""
-    final = Path(final)
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _new_temp(final: Path) -> Path:
     ensure_writable_dir(final.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     os.close(fd)
-    tmp_path = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_umask())  # like any other tool's outputs, not mkstemp's 0600
+    return Path(tmp)
+
+
+@contextlib.contextmanager
+def atomic_outputs(finals: list[Path]) -> Iterator[list[Path]]:
+    """Temp paths for outputs written together: all are renamed into place only if the block succeeds, none
+    otherwise, and no temp file is left either way (a full disk becomes ``no space left on <folder>``)."""
+    finals = [Path(f) for f in finals]
+    temps: list[Path] = []
     try:
-        yield tmp_path
-        os.replace(tmp_path, final)
+        with disk_full_is_input_error(finals[0].parent if finals else Path(".")):
+            temps += [_new_temp(final) for final in finals]
+            yield temps
+            for tmp, final in zip(temps, finals):
+                os.replace(tmp, final)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path) -> Iterator[Path]:
+    """Yield a temp path in the destination folder; rename it over ``final`` only if the block succeeds."""
+    with atomic_outputs([Path(final)]) as temps:
+        yield temps[0]
+
+
+@contextlib.contextmanager
+def atomic_dir(final: str | Path) -> Iterator[Path]:
+    """Build a folder under a temp name beside ``final``; it replaces ``final`` (absent or empty) only if the block
+    succeeds, and the temp folder is removed whatever happens (no hidden leftovers keeping a disk full)."""
+    final = Path(final)
+    ensure_writable_dir(final.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        with disk_full_is_input_error(final.parent):
+            yield tmp
+        os.replace(tmp, final)  # POSIX: onto an empty folder or nothing; a non-empty one fails (ENOTEMPTY)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
@@ -81,3 +125,80 @@ def check_outputs_free(paths: list[Path], overwrite: bool) -> None:
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"output already exists: {', '.join(existing)}", hint="pass --overwrite to replace")
+
+
+def free_bytes(path: str | Path) -> int:
+    """Free bytes on the filesystem that holds ``path`` (or would: its nearest existing parent)."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def no_space_error(folder: str | Path, detail: str = "") -> InputError:
+    return InputError(f"no space left on {folder}{detail}", hint="free some space there or write somewhere else (--out)")
+
+
+def check_free_space(folder: str | Path, needed: int, what: str) -> None:
+    """Refuse up front (exit 2) when ``folder``'s filesystem has less than ``needed`` bytes free for ``what``."""
+    free = free_bytes(folder)
+    if free < needed:
+        raise no_space_error(folder, f": {what} needs about {_mib(needed)}, {_mib(free)} free")
+
+
+@contextlib.contextmanager
+def disk_full_is_input_error(folder: str | Path) -> Iterator[None]:
+    """Turn a full disk met while writing under ``folder`` into ``no space left on <folder>`` (exit 2)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise no_space_error(folder) from None
+        raise
+    except RuntimeError as exc:  # torch.save reports ENOSPC as "PytorchStreamWriter failed writing file ..."
+        if "writ" in str(exc) and free_bytes(folder) < 2**20:
+            raise no_space_error(folder) from None
+        raise
+
+
+@contextlib.contextmanager
+def removed_if_failed(folder: str | Path) -> Iterator[None]:
+    """If the block fails, remove ``folder`` and the parents it needed, when this call created them and they are
+    empty again (a failed or interrupted run leaves no empty output folders)."""
+    folder = Path(folder).absolute()
+    missing = [p for p in [folder, *folder.parents] if not os.path.lexists(p)]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for path in missing:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise
+
+
+def check_writable_location(path: str | Path, what: str = "output folder") -> None:
+    """Check, without creating anything, that ``path`` exists as a writable folder or could be created."""
+    path = Path(path).absolute()
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"cannot create {what} {path}: {existing} is not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InputError(f"{what} {existing} is not writable", hint="choose another --out or fix permissions")
+
+
+def state_home() -> Path:
+    """Per-user ftk state that must not live in a project or app folder: $FTK_STATE_DIR, else $FTK_CACHE_DIR/state
+    (a relocated ftk, e.g. a test run, keeps all its files together), else $XDG_STATE_HOME/ftk or
+    ~/.local/state/ftk."""
+    if os.environ.get("FTK_STATE_DIR"):
+        return Path(os.environ["FTK_STATE_DIR"])
+    if os.environ.get("FTK_CACHE_DIR"):
+        return Path(os.environ["FTK_CACHE_DIR"]) / "state"
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "ftk"

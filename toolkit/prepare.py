@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from toolkit.data.dataset import FaceRecord, labels_path_for, write_faces_csv
+from toolkit.data.dataset import FaceRecord, faces_csv_text, labels_data, labels_path_for
 from toolkit.data.detect import IMAGE_SUFFIXES, Detection, FaceDetector, pick_face
 from toolkit.errors import InputError, NoFacesError
-from toolkit.io import check_outputs_free, ensure_writable_dir, write_text_atomic
+from toolkit.io import (
+    atomic_outputs, check_free_space, check_outputs_free, check_writable_location, removed_if_failed, sha256_file,
+    write_json_atomic, write_text_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,8 @@ def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int =
         raise InputError(f"--min-images-per-person must be >= 1, got {min_images_per_person}")
     if contact_sheet < 0:
         raise InputError(f"--contact-sheet must be >= 0, got {contact_sheet}")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     fractions = parse_split(split)
     if not image_dir.is_dir():
         raise InputError(f"image folder not found: {image_dir}", hint="give a folder of Person_Name/*.jpg folders")
@@ -148,11 +153,29 @@ def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int =
         raise InputError(f"{image_dir} has only one identity ({only}); a classifier needs at least 2 people",
                          hint="add a folder per person: IMAGE_DIR/Person_Name/*.jpg")
 
-    out_dir = ensure_writable_dir(out.parent if str(out.parent) else Path("."))
+    parse_holdout(holdout_identities, len(people))  # a malformed value fails now, not after the detection pass
+    out_dir = out.parent if str(out.parent) else Path(".")
+    check_writable_location(out_dir)  # created only when the outputs are written: a failed run leaves no folder
     rejects_path = out_dir / REJECTS_NAME
     sheet_path = out_dir / CONTACT_SHEET_NAME if contact_sheet > 0 else None
     outputs = [out, labels_path_for(out), rejects_path] + ([sheet_path] if sheet_path else [])
     check_outputs_free(outputs, overwrite)
+    check_free_space(out_dir, _output_bytes(n_images, contact_sheet), f"ftk prepare's outputs for {n_images} images")
+    with removed_if_failed(out_dir):
+        return _prepare(image_dir, out, people, stray, n_images, outputs, min_images_per_person, fractions,
+                        holdout_identities, seed, pick, contact_sheet, detector, batch_size, progress, started)
+
+
+def _output_bytes(n_images: int, contact_sheet: int) -> int:
+    """A generous estimate of what prepare writes: CSV rows, rejects, labels, and the PNG contact sheet."""
+    return 64 * 1024 + 300 * n_images + contact_sheet * 160 * 178 * 3 // 2
+
+
+def _prepare(image_dir: Path, out: Path, people: dict[str, list[Path]], stray: list[Path], n_images: int,
+             outputs: list[Path], min_images_per_person: int, fractions: tuple[float, float, float],
+             holdout_identities, seed: int, pick: str, contact_sheet: int, detector: FaceDetector | None,
+             batch_size: int, progress: bool, started: float) -> PrepareResult:
+    rejects_path, sheet_path = outputs[2], (outputs[3] if len(outputs) > 3 else None)
 
     rejects: list[tuple[Path, str]] = [(p, "not inside a Person_Name folder") for p in stray]
 
@@ -215,9 +238,7 @@ def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int =
         if name in holdout:
             splits = [HOLDOUT] * len(items)
         else:
-            n_train, n_val, n_test = split_counts_for(len(items), fractions)
-            splits = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
-            random.Random(f"{seed}:{name}").shuffle(splits)
+            splits = assign_splits([path for path, _ in items], fractions, f"{seed}:{name}")
         for (path, face), split_type in zip(items, splits):
             records.append(FaceRecord(
                 image_path=path.relative_to(image_dir).as_posix(), person_name=name, bbox=face.box,
@@ -225,10 +246,13 @@ def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int =
                 score=face.score,
             ))
 
-    if sheet_path is not None:
-        write_contact_sheet(sheet_path, image_dir, records, contact_sheet, seed)
-    write_rejects(rejects_path, image_dir, rejects)
-    write_faces_csv(out, records, image_dir, class_names)
+    with atomic_outputs(outputs) as temps:  # all four files, or none of them
+        temp = dict(zip(outputs, temps))
+        if sheet_path is not None:
+            write_contact_sheet(temp[sheet_path], image_dir, records, contact_sheet, seed)
+        write_rejects(temp[rejects_path], image_dir, rejects)
+        write_text_atomic(temp[out], faces_csv_text(records))
+        write_json_atomic(temp[labels_path_for(out)], labels_data(image_dir, class_names, out.parent))
 
     split_counts = {s: sum(r.split_type == s for r in records) for s in (*SPLIT_NAMES, HOLDOUT)}
     reasons: dict[str, int] = {}
@@ -245,6 +269,18 @@ def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int =
         n_holdout_identities=len(holdout), split_counts=split_counts, reject_reasons=reasons, seconds=seconds,
         detect_seconds=detect_seconds, images_per_second=n_images / seconds if seconds > 0 else 0.0,
     )
+
+
+def assign_splits(paths: list[Path], fractions: tuple[float, float, float], seed_key: str) -> list[str]:
+    """One person's train/val/test split per image (seeded). Byte-identical files count once and share a split:
+    a duplicate photo in both train and test would leak the answer into the test."""
+    digests = [sha256_file(path) for path in paths]
+    unique = list(dict.fromkeys(digests))
+    n_train, n_val, n_test = split_counts_for(len(unique), fractions)
+    splits = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
+    random.Random(seed_key).shuffle(splits)
+    split_of = dict(zip(unique, splits))
+    return [split_of[d] for d in digests]
 
 
 def _too_few_message(image_dir, people, faces, kept, min_images, rejects) -> str:

@@ -19,6 +19,7 @@ import io
 import logging
 import math
 import os
+import shutil
 import socket
 import time
 import urllib.error
@@ -30,7 +31,9 @@ import numpy as np
 
 from toolkit.config import config_hash, dump_config_yaml, load_config
 from toolkit.errors import CheckpointError, ConfigError, DependencyError, InputError, NoFacesError, OutputExistsError
-from toolkit.io import atomic_path, sha256_file, sha256_text, write_text_atomic
+from toolkit.io import (
+    atomic_path, check_free_space, disk_full_is_input_error, sha256_file, sha256_text, write_text_atomic,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -371,6 +374,9 @@ def load_train_data(config: TrainConfig, spec: "ModelSpec", run_dir: Path, progr
                              excluded)
     if not build_cache and config.data.cache_crops:
         raise InputError(f"crop cache {cache} is missing")  # only DDP followers ask, after rank 0 wrote it
+    if build_cache:
+        check_free_space(run_dir, _run_bytes(config, spec, len(class_names), len(train) + len(val)),
+                         f"the run ({len(train) + len(val)} cached face crops and the checkpoints)")
     workers = config.num_workers or os.cpu_count() or 1
     train_images, train_labels, rejects = crop_records(train, root, spec, workers, progress, "cropping train faces")
     val_images, val_labels, val_rejects = crop_records(val, root, spec, workers, progress, "cropping val faces")
@@ -386,6 +392,28 @@ def load_train_data(config: TrainConfig, spec: "ModelSpec", run_dir: Path, progr
             np.savez(fh, train_images=train_images, train_labels=train_labels, val_images=val_images,
                      val_labels=val_labels)
     return TrainData(train_images, train_labels, val_images, val_labels, class_names, excluded, rejects)
+
+
+def _run_bytes(config: TrainConfig, spec: "ModelSpec", num_classes: int, n_faces: int) -> int:
+    """What a run writes at most: the crop cache, best.pt, last.pt with its optimizer state, and the temp copy of
+    last.pt while it is replaced (parameters counted on the meta device: nothing is allocated)."""
+    import torch
+
+    from toolkit.models.face_model import FaceModel
+
+    with torch.device("meta"):
+        params = sum(p.numel() for p in FaceModel(spec, num_classes).parameters()) * 4
+    optimizer_copies = 1 if config.optimizer == "sgd" else 2
+    crops = n_faces * spec.input_size ** 2 * 3 if config.data.cache_crops else 0
+    return crops + params * (1 + 2 * (1 + optimizer_copies)) + 2**20
+
+
+def check_weights_file(config: TrainConfig) -> None:
+    """Load ``weights`` into a backbone now, before any cropping: a wrong file fails in seconds, writing nothing."""
+    from toolkit.models.registry import create_backbone, default_spec, load_backbone_weights, load_state_dict_file
+
+    spec = default_spec(config.backbone, input_size=config.input_size, crop=config.data.crop)
+    load_backbone_weights(create_backbone(spec), load_state_dict_file(config.weights), str(config.weights))
 
 
 # --- augmentation, loss ----------------------------------------------------------------------------------------------
@@ -601,10 +629,18 @@ def train(config: TrainConfig, config_path: str | Path | None = None, resume: bo
     # Fail fast on weights we cannot get (offline vggface2) before any cropping.
     if config.pretrained is not None and config.weights is None and config.init_checkpoint is None:
         fetch_pretrained(config.pretrained)
+    if config.weights is not None:
+        check_weights_file(config)
 
+    created = not run_dir.exists()
     dist_info, device = _init_distributed(config.device)
     try:
-        return _train(config, run_dir, resume, progress, on_step, dist_info, device, started)
+        with disk_full_is_input_error(run_dir):
+            return _train(config, run_dir, resume, progress, on_step, dist_info, device, started)
+    except BaseException:
+        if created and dist_info.is_main and not last_path.exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # a run that failed before its first checkpoint leaves nothing
+        raise
     finally:
         if dist_info.active:
             import torch.distributed as dist

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from toolkit.checkpoint import MAX_INPUT_SIZE
+
 
 def echo_json(obj: Any) -> None:
     if is_dataclass(obj):
@@ -17,14 +19,14 @@ def echo_json(obj: Any) -> None:
 
 def embedder_options(func):
     """--backbone/--weights/--input-size/--normalization/--align: how to read a model file."""
-    func = click.option("--threads", "num_threads", type=int, default=2, show_default=True,
+    func = click.option("--threads", "num_threads", type=click.IntRange(min=1), default=2, show_default=True,
                         help="LiteRT interpreter threads.")(func)
     func = click.option("--align/--box-crop", "align", default=None,
                         help="Crop faces by 5-point alignment or by detector box (default: the model's spec).")(func)
     func = click.option("--normalization", default=None,
                         help="For a foreign .tflite: host-side MEAN,STD in pixel units, e.g. 127.5,128. "
                              "NHWC float32 input is assumed.")(func)
-    func = click.option("--input-size", type=int, default=None,
+    func = click.option("--input-size", type=click.IntRange(8, MAX_INPUT_SIZE), default=None,
                         help="For a foreign .tflite: its square input size (NHWC assumed).")(func)
     func = click.option("--backbone", default=None,
                         help="Backbone of a plain state_dict (e.g. mobilefacenet); not needed for ftk checkpoints.")(func)

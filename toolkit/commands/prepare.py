@@ -19,7 +19,7 @@ import click
               help="Which face to keep when MTCNN finds several: the most confident or the one nearest the centre.")
 @click.option("--contact-sheet", "contact_sheet", type=int, default=36, show_default=True,
               help="Images in contact_sheet.png (boxes and landmarks drawn); 0 for none.")
-@click.option("--batch-size", type=int, default=16, show_default=True, help="Images per MTCNN batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Images per MTCNN batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 def prepare_cmd(image_dir, out, min_images_per_person, split, holdout_identities, seed, pick, contact_sheet,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def labels_path_for(csv_path: str | Path) -> Path:
     return csv_path.with_name("labels.json")
 
 
-def write_faces_csv(path: str | Path, records: list[FaceRecord], image_root: str | Path, class_names: list[str]) -> None:
+def faces_csv_text(records: list[FaceRecord]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -60,12 +61,21 @@ def write_faces_csv(path: str | Path, records: list[FaceRecord], image_root: str
             "" if r.landmarks is None else " ".join(f"{x:.2f} {y:.2f}" for x, y in r.landmarks),
             "" if r.score is None else f"{r.score:.5f}",
         ])
-    write_text_atomic(path, buf.getvalue())
-    write_json_atomic(
-        labels_path_for(path),
-        {"image_root": str(Path(image_root).resolve()), "classes": list(class_names),
-         "label_of": {name: i for i, name in enumerate(class_names)}},
-    )
+    return buf.getvalue()
+
+
+def labels_data(image_root: str | Path, class_names: list[str], labels_dir: str | Path) -> dict:
+    """labels.json's content. ``image_root`` is stored relative to the labels file's folder, so the file carries no
+    machine path and a CSV moved together with its images still finds them."""
+    root = os.path.relpath(Path(image_root).resolve(), Path(labels_dir).resolve())
+    return {"image_root": Path(root).as_posix(), "classes": list(class_names),
+            "label_of": {name: i for i, name in enumerate(class_names)}}
+
+
+def write_faces_csv(path: str | Path, records: list[FaceRecord], image_root: str | Path, class_names: list[str]) -> None:
+    path = Path(path)
+    write_text_atomic(path, faces_csv_text(records))
+    write_json_atomic(labels_path_for(path), labels_data(image_root, class_names, path.parent))
 
 
 def read_faces_csv(path: str | Path) -> list[FaceRecord]:
@@ -109,7 +119,7 @@ def image_root_for(csv_path: str | Path, override: str | Path | None = None) -> 
     if labels.is_file():
         root = read_json(labels, "labels file").get("image_root")
         if root:
-            return Path(root)
+            return Path(root) if Path(root).is_absolute() else labels.parent / root  # relative: to labels.json
     return Path(csv_path).parent
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import InputError, ToolkitError
+from toolkit.io import state_home, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -264,17 +265,6 @@ def _restore(replaced: list[FileChange], root: Path) -> list[str]:
 # could at worst touch files inside the checkout, which its author controls anyway. Not covered: someone who can
 # write this user's state folder (they own the account already), and a process racing ftk in the checkout while
 # it runs (paths are checked, then used).
-def state_home() -> Path:
-    """Per-user ftk state that must not live in an app checkout: $FTK_STATE_DIR, else $FTK_CACHE_DIR/state (so a
-    relocated ftk, e.g. a test run, keeps all its files together), else $XDG_STATE_HOME/ftk or ~/.local/state/ftk."""
-    if os.environ.get("FTK_STATE_DIR"):
-        return Path(os.environ["FTK_STATE_DIR"])
-    if os.environ.get("FTK_CACHE_DIR"):
-        return Path(os.environ["FTK_CACHE_DIR"]) / "state"
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-    return Path(base) / "ftk"
-
-
 def _journal_bytes(journal: dict[str, Any]) -> bytes:
     return (json.dumps(journal, indent=2, default=str) + "\n").encode("utf-8")
 
@@ -284,8 +274,6 @@ def _index_path(data: bytes) -> Path:
 
 
 def _record_journal(root: Path, folder: Path, data: bytes) -> None:
-    from toolkit.io import write_json_atomic
-
     write_json_atomic(_index_path(data), {"app": str(root), "backup": folder.name})
 
 
