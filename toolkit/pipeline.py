@@ -21,7 +21,7 @@ from typing import Any, Callable, Literal
 
 from toolkit import __version__
 from toolkit.config import dump_config, from_dict, load_config, to_plain
-from toolkit.errors import CheckFailed, ConfigError, InputError
+from toolkit.errors import CheckFailed, ConfigError, DependencyError, InputError
 from toolkit.io import ensure_writable_dir, read_json, sha256_file, sha256_text, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -73,9 +73,15 @@ class BenchSection:
 @dataclass
 class DeploySection:
     app: Path
-    variant: Literal["int8", "float32"] = "int8"
+    variant: Literal["int8", "float32", "float16"] = "int8"
     threshold: Literal["auto", "keep"] | float = "auto"
     dry_run: bool = False
+    # Deploy into <run>/app, a fresh copy of `app` made on every run (the example: the app ftk ships for tests).
+    copy_to_run: bool = False
+    keep_app_preprocessing: bool = False
+    verify_runtime: bool = False  # run the model on the app's TensorFlow Lite version first (a cached venv)
+    # The two app rungs on the ladder: the app's own crop (simulated) and the generated Kotlin crop on the JVM.
+    app_rungs: bool = True
 
 
 @dataclass
@@ -84,6 +90,9 @@ class BudgetSection:
     max_int8_accuracy_drop: float = 0.5
     # Fail when any parity check fails.
     require_parity: bool = True
+    # Fail when the app after deploy (its crops by the generated Kotlin) loses more than this many points vs the
+    # deployed artifact's own rung.
+    max_app_after_drop: float = 0.3
 
 
 @dataclass
@@ -300,21 +309,33 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
     # Classification accuracy needs a head and a test split.
     classify_csv = faces_csv if (prep.result.get("split_counts") or {}).get("test") else None
 
+    # The app rungs: the deployed artifact with the app's crops, before and after ftk deploy.
+    app_rungs = []
+    if config.deploy is not None and config.deploy.app_rungs and config.deploy.variant in artifacts:
+        app_rungs = [(f"app {mode} deploy ({config.deploy.variant})", artifacts[config.deploy.variant], mode)
+                     for mode in ("before", "after")]
+
     def do_evaluate(folder: Path) -> dict[str, Any]:
         from toolkit.evaluate import evaluate_model_file
 
         rows = []
-        for label, model_path in ladder_models:
+        for label, model_path, simulate_app in [(l, p, None) for l, p in ladder_models] + app_rungs:
             # TFLite reports go beside the model (<stem>.eval/) so `ftk deploy --threshold auto` finds them.
             out = None if model_path.suffix == ".tflite" else folder / label.replace(" ", "_").replace("(", "").replace(")", "")
-            res = evaluate_model_file(model_path, pairs=config.evaluate.pairs, data=data_dir, csv=classify_csv,
-                                      far=config.evaluate.far, limit_pairs=config.evaluate.limit_pairs,
-                                      out_dir=out, overwrite=True, progress=progress)
+            try:
+                res = evaluate_model_file(model_path, pairs=config.evaluate.pairs, data=data_dir,
+                                          csv=None if simulate_app else classify_csv, far=config.evaluate.far,
+                                          limit_pairs=config.evaluate.limit_pairs, out_dir=out, overwrite=True,
+                                          progress=progress, simulate_app=simulate_app)
+            except DependencyError as exc:  # no kotlinc: the app-after rung is reported as not measured
+                rows.append({"model": label, "path": str(model_path), "skipped": str(exc)})
+                continue
             rows.append(_ladder_row(label, model_path, res))
         return {"ladder": rows}
 
     ev = runner.run("evaluate", {"cfg": cfg["evaluate"], "export": exp.key, "checkpoint": upstream,
-                                 "prepare": prep.key}, do_evaluate)
+                                 "prepare": prep.key, "app_rungs": [r[0] for r in app_rungs],
+                                 "kotlin": _kotlin_fingerprint() if app_rungs else None}, do_evaluate)
 
     # 6. parity
     # Decisions are compared at the threshold the app will use: the one calibrated for the float model.
@@ -355,15 +376,18 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
 
         d = config.deploy
         threshold = None if d.threshold == "keep" else d.threshold
-        res = deploy(exp.result["out_dir"], d.app, variant=d.variant, threshold=threshold, far=config.evaluate.far,
-                     dry_run=d.dry_run)
+        app_dir = _fresh_app_copy(d.app, run_dir / "app") if d.copy_to_run else d.app
+        res = deploy(exp.result["out_dir"], app_dir, variant=d.variant, threshold=threshold, far=config.evaluate.far,
+                     dry_run=d.dry_run, verify_runtime=d.verify_runtime,
+                     keep_app_preprocessing=d.keep_app_preprocessing)
         deploy_result = to_plain(res)
+        deploy_result["compatibility_text"] = res.compatibility.describe()
 
     # report
     from toolkit.export import tool_versions
 
     ladder = ev.result["ladder"]
-    failures = budget_failures(config.budget, ladder, par.result)
+    failures = budget_failures(config.budget, ladder, par.result, config.deploy)
     seconds = time.perf_counter() - started
     report = {
         "format": "ftk.pipeline-report/1",
@@ -412,9 +436,18 @@ def _ladder_row(label: str, model_path: Path, res: Any) -> dict[str, Any]:
     return row
 
 
-def budget_failures(budget: BudgetSection, ladder: list[dict[str, Any]], parity: dict[str, Any]) -> list[str]:
+def budget_failures(budget: BudgetSection, ladder: list[dict[str, Any]], parity: dict[str, Any],
+                    deploy: DeploySection | None = None) -> list[str]:
     failures = []
     by_model = {row["model"]: row for row in ladder}
+    if deploy is not None:
+        shipped = by_model.get(f"tflite {deploy.variant}")
+        after = by_model.get(f"app after deploy ({deploy.variant})")
+        if shipped and after and "accuracy_mean" in shipped and "accuracy_mean" in after:
+            drop = 100 * (shipped["accuracy_mean"] - after["accuracy_mean"])
+            if drop > budget.max_app_after_drop:
+                failures.append(f"the app after deploy loses {drop:.2f} points vs tflite {deploy.variant} "
+                                f"(budget {budget.max_app_after_drop})")
     f32, i8 = by_model.get("tflite float32"), by_model.get("tflite int8")
     if f32 and i8 and "accuracy_mean" in f32 and "accuracy_mean" in i8:
         drop = 100 * (f32["accuracy_mean"] - i8["accuracy_mean"])
@@ -428,6 +461,25 @@ def budget_failures(budget: BudgetSection, ladder: list[dict[str, Any]], parity:
     return failures
 
 
+
+
+def _kotlin_fingerprint() -> str:
+    """Changes when the generated Kotlin preprocessor's template changes (the app-after rung must rerun)."""
+    from toolkit.deploy.kotlin import CORE_FILE, TEMPLATES
+
+    return sha256_file(TEMPLATES / CORE_FILE)
+
+
+def _fresh_app_copy(source: Path, target: Path) -> Path:
+    """A pristine copy of the example app at ``target`` (replacing an earlier run's copy)."""
+    import shutil
+
+    if not Path(source).is_dir():
+        raise InputError(f"deploy.app: app folder not found: {source}")
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target, symlinks=True)
+    return target
 
 
 def raise_on_budget(result: PipelineResult) -> None:

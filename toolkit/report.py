@@ -86,6 +86,39 @@ def roc_overlay(ladder: list[dict[str, Any]]) -> str:
     return tag
 
 
+def _deploy_section(dep: dict[str, Any], ladder: list[dict[str, Any]]) -> str:
+    """What the app computes before and after the deploy, the runtime verdict, the app diff."""
+    parts = ["<h2>Deploy into the app</h2>"]
+    variant = dep.get("variant")
+    rungs = {r["model"]: r for r in ladder if "accuracy_mean" in r}
+    rows = []
+    for label, note in ((f"tflite {variant}", "ftk's crop (the model's spec)"),
+                        (f"app before deploy ({variant})", "the app's own crop, simulated"),
+                        (f"app after deploy ({variant})", "the generated Kotlin, run on the JVM")):
+        r = rungs.get(label)
+        if r:
+            tar = (r.get("tar_at_far") or {}).get("0.001")
+            rows.append([html.escape(label), html.escape(note), _pct(r["accuracy_mean"]), _pct(tar)])
+    if rows:
+        parts.append("<p>The same model file on the same pairs; only the face crop differs.</p>")
+        parts.append(_table(["rung", "crop", "10-fold acc %", "TAR@1e-3 %"], rows))
+    parts.append(f"<pre>{html.escape(dep.get('compatibility_text') or '')}</pre>")
+    pre = dep.get("preprocessing") or {}
+    if pre.get("patched"):
+        parts.append("<p>App preprocessing replaced by the one generated from the model's spec; found:</p><ul>"
+                     + "".join(f"<li>{html.escape(f)}</li>" for f in pre.get("found", [])) + "</ul>")
+    elif pre:
+        parts.append("<p class='fail'>The app keeps its own face crop (keep_app_preprocessing).</p>")
+    where = "would change (dry run)" if dep.get("dry_run") else "changed"
+    parts.append(f"<p>{len(dep.get('changed_files', []))} file(s) {where} in {html.escape(str(dep.get('app_dir')))}"
+                 f"; backup {html.escape(str(dep.get('backup_dir')))}</p>")
+    parts.append(f"<details><summary>diff</summary><pre>{html.escape(dep.get('diff') or '') or 'no changes'}"
+                 "</pre></details>")
+    for w in dep.get("warnings", []):
+        parts.append(f"<p class='muted'>warning: {html.escape(str(w))}</p>")
+    return "\n".join(parts)
+
+
 def write_html_report(report: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     parts: list[str] = [f"<!doctype html><html><head><meta charset='utf-8'><title>ftk report</title>"
@@ -103,6 +136,10 @@ def write_html_report(report: dict[str, Any], path: str | Path) -> Path:
     parts.append("<h2>Accuracy ladder (same pairs, every backend)</h2>")
     rows = []
     for r in ladder:
+        if r.get("skipped"):
+            rows.append([html.escape(r["model"]), f"<span class='muted'>not measured: {html.escape(r['skipped'])}"
+                         "</span>"] + ["-"] * 6)
+            continue
         tar = r.get("tar_at_far") or {}
         rows.append([html.escape(r["model"]),
                      f"{_pct(r.get('accuracy_mean'))} ± {_pct(r.get('accuracy_std'))}",
@@ -195,11 +232,7 @@ def write_html_report(report: dict[str, Any], path: str | Path) -> Path:
     # Deploy
     dep = report.get("deploy")
     if dep:
-        parts.append("<h2>Deploy</h2>")
-        diff = dep.get("diff") or ""
-        parts.append(f"<pre>{html.escape(diff) or 'no changes'}</pre>")
-        for w in dep.get("warnings", []):
-            parts.append(f"<p class='muted'>warning: {html.escape(str(w))}</p>")
+        parts.append(_deploy_section(dep, ladder))
 
     # Stages, versions, inputs
     parts.append("<h2>Stages</h2>")

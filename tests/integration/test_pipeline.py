@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FACE_PEOPLE
+from tests.deploy.conftest import FIXTURE_APP
 from toolkit.errors import ConfigError
 
 
@@ -30,7 +31,7 @@ def _write_pairs(path: Path, root: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def _config(tmp_path: Path, face_folder: Path, train: bool = True) -> Path:
+def _config(tmp_path: Path, face_folder: Path, train: bool = True, deploy: bool = False) -> Path:
     pairs = tmp_path / "pairs.txt"
     _write_pairs(pairs, face_folder)
     train_section = """
@@ -67,7 +68,14 @@ bench:
 budget:
   max_int8_accuracy_drop: 100.0
   require_parity: false
-""")
+  max_app_after_drop: 100.0
+""" + (f"""
+deploy:
+  app: {FIXTURE_APP}
+  copy_to_run: true
+  variant: int8
+  threshold: auto
+""" if deploy else ""))
     return cfg
 
 
@@ -75,7 +83,7 @@ budget:
 def test_pipeline_end_to_end_and_cached_rerun(tmp_path, face_folder, monkeypatch):
     from toolkit.pipeline import run_pipeline
 
-    cfg = _config(tmp_path, face_folder)
+    cfg = _config(tmp_path, face_folder, deploy=True)
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -86,16 +94,29 @@ def test_pipeline_end_to_end_and_cached_rerun(tmp_path, face_folder, monkeypatch
     assert not any(s.cached for s in result.stages)
     report = json.loads(result.report_json.read_text())
     models = [row["model"] for row in report["ladder"]]
-    assert models == ["pytorch (start)", "pytorch", "tflite float32", "tflite int8"]
-    for row in report["ladder"]:
-        assert 0.0 <= row["accuracy_mean"] <= 1.0 and 0.0 <= row["auc"] <= 1.0
+    assert models == ["pytorch (start)", "pytorch", "tflite float32", "tflite int8", "app before deploy (int8)",
+                      "app after deploy (int8)"]
     # The float32 export computes what the checkpoint computes: the same verification accuracy.
     by = {row["model"]: row for row in report["ladder"]}
     assert by["tflite float32"]["accuracy_mean"] == pytest.approx(by["pytorch"]["accuracy_mean"], abs=1e-9)
+    # The app after deploy crops with the generated Kotlin (box crop, bit-equal but for rare 1/255 steps): at
+    # most one pair decides differently from ftk's own crop; the app's own crop is another input altogether.
+    n_pairs = by["tflite int8"]["n_pairs"]
+    assert abs(by["app after deploy (int8)"]["accuracy_mean"] - by["tflite int8"]["accuracy_mean"]) <= 1 / n_pairs
+    after_report = json.loads(Path(by["app after deploy (int8)"]["report"]).read_text())
+    assert after_report["crops"] == "app after deploy" and "Kotlin" in " ".join(after_report["notes"])
+    # The deploy went into a fresh copy of the example app under the run folder; the shipped app is untouched.
+    assert report["deploy"]["applied"] and report["deploy"]["preprocessing"]["patched"]
+    app_copy = work / "run" / "app"
+    assert (app_copy / "app/src/main/java/com/example/facerecognition/FtkFacePreprocessor.kt").is_file()
+    assert not (FIXTURE_APP / "app/src/main/java/com/example/facerecognition/FtkFacePreprocessor.kt").exists()
+    assert "FtkFaceInput.fromImageProxy" in (app_copy / "app/src/main/java/com/example/facerecognition/"
+                                             "ScannerActivity.kt").read_text()
     assert set(report["parity"]) == {"float32", "int8"}
     assert report["parity"]["float32"]["passed"], report["parity"]["float32"]["failures"]
     html = result.report_html.read_text()
     assert "Accuracy ladder" in html and "data:image/png;base64," in html
+    assert "Deploy into the app" in html and "app after deploy (int8)" in html and ": compatible" in html
     # The calibrated threshold sits where `ftk deploy --threshold auto` looks for it.
     int8 = Path(by["tflite int8"]["path"])
     assert (int8.with_name(int8.stem + ".eval") / "report.json").is_file()
@@ -127,3 +148,15 @@ def test_pipeline_config_rejects_unknown_and_reserved_keys(tmp_path, face_folder
     cfg.write_text(cfg.read_text().replace("  epochs: 1", "  epocs: 1"))
     with pytest.raises(ConfigError, match="did you mean 'epochs'"):
         load_pipeline_config(cfg)
+
+
+def test_budget_fails_when_the_app_after_deploy_loses_accuracy():
+    from toolkit.pipeline import BudgetSection, DeploySection, budget_failures
+
+    ladder = [{"model": "tflite int8", "accuracy_mean": 0.990},
+              {"model": "app after deploy (int8)", "accuracy_mean": 0.985}]
+    deploy = DeploySection(app=Path("app"))
+    failures = budget_failures(BudgetSection(), ladder, {}, deploy)
+    assert failures == ["the app after deploy loses 0.50 points vs tflite int8 (budget 0.3)"]
+    ladder[1]["accuracy_mean"] = 0.988
+    assert budget_failures(BudgetSection(), ladder, {}, deploy) == []

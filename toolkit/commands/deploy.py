@@ -16,7 +16,7 @@ def _threshold(value):
 @click.argument("model", required=False, type=click.Path(exists=True))
 @click.option("--app", "app_dir", required=True, type=click.Path(file_okay=False),
               help="Root of the Android app checkout to patch.")
-@click.option("--variant", type=click.Choice(["int8", "float32"]), default="int8", show_default=True,
+@click.option("--variant", type=click.Choice(["int8", "float32", "float16"]), default="int8", show_default=True,
               help="Which artifact of an export folder to deploy.")
 @click.option("--threshold", default=None,
               help="Match threshold (cosine) to write: a number, or 'auto' = the one ftk evaluate calibrated for "

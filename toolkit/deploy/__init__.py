@@ -18,7 +18,7 @@ from toolkit.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("int8", "float32")
+VARIANTS = ("int8", "float32", "float16")
 # Hybrid (dynamic-range int8) kernels computed wrong results on runtimes up to and including 2.14 (measured).
 HYBRID_SAFE_FROM = "2.15.0"
 # Cosine thresholds above this are stricter than face-embedding models need (calibrated ones sit around 0.3-0.7).
