@@ -21,6 +21,7 @@ SCANNER = "app/src/main/java/com/example/facerecognition/ScannerActivity.kt"
 CHECK = "app/src/main/java/com/example/facerecognition/CheckRecordsActivity.kt"
 ASSETS = "app/src/main/assets"
 SOURCES = "app/src/main/java/com/example/facerecognition"
+USER_INPUT = f"{SOURCES}/UserInputActivity.kt"
 
 
 def ftk(*args: str) -> subprocess.CompletedProcess:
@@ -296,3 +297,112 @@ def test_find_app_reads_current_settings(android_app):
     assert {(a.input_size, a.embedding_dim) for a in app.activities} == {(112, 192)}
     assert app.current_models == ["mobile_face_net.tflite"]
     assert app.threshold.value == "0.98"
+
+
+# --- the app's face preprocessing -------------------------------------------------------------------------------
+def aligned_export(tiny_export: Path) -> Path:
+    """The tiny export with a spec that crops by 5-point alignment (like MobileFaceNet): needs ML Kit landmarks."""
+    manifest_path = tiny_export / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["spec"]["crop"] = "align"
+    manifest_path.write_text(json.dumps(manifest))
+    return tiny_export
+
+
+def test_aligned_model_turns_landmarks_on_and_routes_both_activities(tiny_export, android_app):
+    before = snapshot(android_app)
+    result = deploy(aligned_export(tiny_export), android_app, threshold=0.4)
+    assert result.preprocessing["patched"] and result.preprocessing["landmarks_before"] == "off"
+    for activity in (SCANNER, CHECK):
+        text = (android_app / activity).read_text()
+        assert ".setLandmarkMode(FaceDetectorOptions.LANDMARK_MODE_ALL)" in text
+        assert "setContourMode(FaceDetectorOptions.LANDMARK_MODE_NONE)" not in text
+        assert "val faceInput = FtkFaceInput.fromImageProxy(imageProxy, face) ?: return" in text
+        assert "cropAndResizeFace(imageProxy, face)\n" not in text
+    check = (android_app / CHECK).read_text()
+    assert "var bestSimilarity = Float.NEGATIVE_INFINITY" in check
+    assert "for (key in FtkFaceInput.recordsOfThisModel(prefs.all.keys))" in check
+    assert "val stored = FtkRecords.embeddingOf(key) ?: continue" in check
+    assert "putString(FtkRecords.key(embedding), answers.toString())" in (android_app / USER_INPUT).read_text()
+    core = (android_app / SOURCES / "FtkFacePreprocessor.kt").read_text()
+    assert 'const val CROP = "align"' in core and f'MODEL_ID = "{result.model_info["sha256"][:12]}"' in core
+    # A second deploy recognises its own edits: nothing to do. Revert restores every byte.
+    again = deploy(tiny_export, android_app, threshold=0.4)
+    assert not again.applied and again.changed_files == []
+    revert(android_app)
+    assert snapshot(android_app) == before
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("cropAndResizeFace(", "cutFace("), "expected one 'val bitmap = cropAndResizeFace"),
+    (lambda t: t.replace("FaceDetectorOptions.Builder()", "detectorOptionsBuilder()"),
+     "expected one FaceDetectorOptions.Builder() chain, found 0"),
+    (lambda t: t.replace("            .setContourMode(FaceDetectorOptions.LANDMARK_MODE_NONE)\n", ""),
+     "set no landmark mode ftk recognises"),
+    (lambda t: t.replace("interpreter.run(convertBitmapToByteBuffer(faceBitmap), output)",
+                         "interpreter.run(convertBitmapToByteBuffer(faceBitmap), output); show(faceBitmap)"),
+     "is not used exactly once"),
+])
+def test_unrecognised_app_code_is_refused_and_nothing_changes(tiny_export, android_app, edit, message):
+    path = android_app / CHECK
+    path.write_text(edit(path.read_text()))
+    before = snapshot(android_app)
+    out = ftk("deploy", str(aligned_export(tiny_export)), "--app", str(android_app), "--threshold", "0.4")
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the app's face preprocessing is not in a shape")
+    assert message in lines[0] and "--keep-app-preprocessing" in lines[0] and "nothing was changed" in lines[0]
+    assert snapshot(android_app) == before and not (android_app / ".ftk-deploy").exists()
+
+
+def test_keep_app_preprocessing_deploys_model_and_constants_and_states_the_cost(tiny_export, android_app):
+    from toolkit.app_sim import app_eval_dir
+    from toolkit.io import sha256_file
+    from toolkit.reports import default_eval_dir
+
+    model = tiny_export / "model_int8.tflite"
+    for folder, accuracy in ((default_eval_dir(model), 0.99), (app_eval_dir(model, "before"), 0.786)):
+        folder.mkdir()
+        (folder / "report.json").write_text(json.dumps({
+            "model_sha256": sha256_file(model),
+            "verification": {"pairs_file": "/x/pairsDevTest.txt", "accuracy_mean": accuracy}}))
+    path = android_app / CHECK
+    path.write_text(path.read_text().replace("cropAndResizeFace(", "cutFace("))  # unrecognised: refused by default
+    out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4", "--keep-app-preprocessing")
+    assert out.returncode == 0, out.stderr
+    assert "accuracy 99.00% with the model's crop vs 78.60% with the app's (simulated), 20.4 points lost" in out.stderr
+    assert "app preprocessing: kept as it is" in out.stdout
+    assert not (android_app / SOURCES / "FtkFacePreprocessor.kt").exists()
+    assert "cutFace(" in path.read_text() and "FtkFaceInput" not in path.read_text()
+    assert 'loadMappedFile(this, "ftk_tiny_int8.tflite")' in path.read_text()
+
+
+def test_read_only_activity_is_refused_in_one_line(tiny_export, android_app):
+    target = android_app / CHECK
+    target.chmod(0o444)
+    before = snapshot(android_app)
+    try:
+        out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4")
+    finally:
+        target.chmod(0o644)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "CheckRecordsActivity.kt is read-only" in out.stderr and "nothing was changed" in out.stderr
+    assert snapshot(android_app) == before
+
+
+def test_deploy_again_and_revert_leave_diff_r_clean(tiny_export, android_app, tmp_path):
+    """What a user checks by hand: the dry run writes nothing; deploy, deploy again, revert: `diff -r` is silent."""
+    pristine = Path(shutil.copytree(android_app, tmp_path / "pristine"))
+    diff = lambda: subprocess.run(["diff", "-r", str(pristine), str(android_app)], capture_output=True, text=True)
+    assert ftk("deploy", str(tiny_export), "--app", str(android_app), "--dry-run").returncode == 0
+    assert diff().returncode == 0, diff().stdout
+    first = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4")
+    assert first.returncode == 0, first.stderr
+    assert "adds:  app/src/main/java/com/example/facerecognition/FtkFacePreprocessor.kt" in first.stdout
+    second = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4")
+    assert second.returncode == 0 and "nothing to do" in second.stdout
+    back = ftk("deploy", "--revert", "--app", str(android_app))
+    assert back.returncode == 0, back.stderr
+    shutil.rmtree(android_app / ".ftk-deploy")  # the backup set is ftk's own record, outside the app's files
+    result = diff()
+    assert result.returncode == 0, result.stdout
