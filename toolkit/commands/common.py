@@ -8,13 +8,19 @@ from typing import Any
 
 import click
 
-from toolkit.checkpoint import MAX_INPUT_SIZE
-
 
 def echo_json(obj: Any) -> None:
     if is_dataclass(obj):
         obj = asdict(obj)
     click.echo(json.dumps(obj, indent=2, default=str))
+
+
+def _check_input_size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    from toolkit.checkpoint import MAX_INPUT_SIZE  # here, not at import: `--help` must not load numpy
+
+    if value is not None and not 8 <= value <= MAX_INPUT_SIZE:
+        raise click.BadParameter(f"{value} is not a face model input size (8..{MAX_INPUT_SIZE} px)")
+    return value
 
 
 def embedder_options(func):
@@ -26,7 +32,7 @@ def embedder_options(func):
     func = click.option("--normalization", default=None,
                         help="For a foreign .tflite: host-side MEAN,STD in pixel units, e.g. 127.5,128. "
                              "NHWC float32 input is assumed.")(func)
-    func = click.option("--input-size", type=click.IntRange(8, MAX_INPUT_SIZE), default=None,
+    func = click.option("--input-size", type=int, default=None, callback=_check_input_size,
                         help="For a foreign .tflite: its square input size (NHWC assumed).")(func)
     func = click.option("--backbone", default=None,
                         help="Backbone of a plain state_dict (e.g. mobilefacenet); not needed for ftk checkpoints.")(func)
