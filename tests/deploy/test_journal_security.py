@@ -269,3 +269,13 @@ def test_cli_deploy_refuses_links_and_state_file_and_reverts_byte_exact(tiny_exp
     assets.symlink_to(victim.parent, target_is_directory=True)
     assert_refused(ftk("deploy", str(tiny_export), "--app", str(android_app)), "leads outside the app")
     assert os.listdir(victim.parent) == ["victim.txt"] and not (android_app / STATE_DIR).exists()
+
+
+def test_unwritable_state_folder_refuses_before_changing_anything(app, tmp_path, monkeypatch):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("FTK_STATE_DIR", str(blocker / "state"))
+    before = tree(app)
+    with pytest.raises(InputError, match="cannot record this deploy.*nothing was changed"):
+        deploy_once(app)
+    assert tree(app) == before and not (app / STATE_DIR).exists()

@@ -274,7 +274,11 @@ def _index_path(data: bytes) -> Path:
 
 
 def _record_journal(root: Path, folder: Path, data: bytes) -> None:
-    write_json_atomic(_index_path(data), {"app": str(root), "backup": folder.name})
+    try:
+        write_json_atomic(_index_path(data), {"app": str(root), "backup": folder.name})
+    except (InputError, OSError) as exc:
+        raise InputError(f"cannot record this deploy for --revert under {_index_path(data).parent}: {exc}; nothing "
+                         "was changed", hint="set FTK_STATE_DIR to a writable folder outside the app") from None
 
 
 def _journal_recorded(root: Path, folder: Path, data: bytes) -> bool:
