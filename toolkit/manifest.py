@@ -97,12 +97,7 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise ModelFileError(exc.message, hint=exc.hint) from None
     if not isinstance(manifest, dict):
         raise ModelFileError(f"{path} is not an ftk export manifest (not a JSON object)")
-    version = manifest.get("format_version", FORMAT_VERSION)
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(f"{path}: format_version must be a positive integer, got {version!r}")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(f"{path} has manifest format_version {version}; this ftk reads up to {FORMAT_VERSION}",
-                             hint="upgrade ftk, or export the model again with this one")
+    _check_format_version(manifest.get("format_version", FORMAT_VERSION), f"{path}: manifest")
     artifacts = manifest.get("artifacts", {})
     if not isinstance(artifacts, dict):
         raise ModelFileError(f"{path}: 'artifacts' must map file names to entries, got {type(artifacts).__name__}",
@@ -117,6 +112,14 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         except InputError as exc:
             raise ModelFileError(f"{path}: invalid spec: {exc.message}") from None
     return manifest
+
+
+def _check_format_version(version: Any, where: str) -> None:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFileError(f"{where} format_version must be a positive integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{where} format_version {version}; this ftk reads up to {FORMAT_VERSION}",
+                             hint="upgrade ftk, or export the model again with this one")
 
 
 def manifest_artifacts(manifest_or_folder: dict[str, Any] | str | Path) -> dict[str, dict[str, Any]]:
@@ -176,12 +179,7 @@ def contract_for(path: str | Path) -> ArtifactContract | None:
 
 
 def _from_embedded(path: Path, embedded: dict[str, Any], digest: str) -> ArtifactContract:
-    version = embedded.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(f"{path}: the embedded contract has no valid format_version ({version!r})")
-    if version > FORMAT_VERSION:
-        raise ModelFileError(f"{path} embeds contract format_version {version}; this ftk reads up to "
-                             f"{FORMAT_VERSION}", hint="upgrade ftk")
+    _check_format_version(embedded.get("format_version"), f"{path}: embedded contract")
     try:
         spec = ModelSpec.from_dict(embedded.get("spec"))
     except InputError as exc:

@@ -58,6 +58,9 @@ def test_export_embeds_the_contract_in_each_file(export_dir, ref_ckpt):
         assert embedded["ftk_version"] == manifest["tools"]["ftk"]
         # The converter's own metadata is still there beside ours.
         assert "min_runtime_version" in read_metadata(path)
+        from toolkit.tflite.inspect import inspect_tflite
+
+        assert {"min_runtime_version", CONTRACT_METADATA_NAME} <= set(inspect_tflite(path).metadata_names)
         # No machine paths travel inside the model.
         assert str(export_dir.parent) not in json.dumps(embedded)
         assert str(ref_ckpt.parent) not in json.dumps(embedded)
@@ -173,6 +176,14 @@ def test_manifest_layout_is_versioned(export_dir, tmp_path):
     _edit_manifest(out, lambda m: m.update(format_version=1, artifacts=[{"precision": "int8", "file": NAMES["int8"]}]))
     with pytest.raises(ModelFileError, match="must map file names"):
         read_manifest(out)
+    lone = tmp_path / "lone" / NAMES["float32"]
+    lone.parent.mkdir()
+    shutil.copyfile(export_dir / NAMES["float32"], lone)
+    from toolkit.tflite.metadata import write_contract
+
+    write_contract(lone, {**read_contract(lone), "format_version": 99})
+    with pytest.raises(ModelFileError, match="embedded contract format_version 99; this ftk reads up to 1"):
+        contract_for(lone)
     # Written before the key existed: the same layout, read as version 1.
     _edit_manifest(out, lambda m: (m.pop("format_version"), m.update(artifacts=json.loads(
         (export_dir / "manifest.json").read_text())["artifacts"])))

@@ -57,6 +57,7 @@ class TFLiteInfo:
     num_inputs: int = 1
     num_outputs: int = 1
     weight_types: list[str] = field(default_factory=list)  # dtypes of constant tensors feeding weight ops
+    metadata_names: list[str] = field(default_factory=list)  # the flatbuffer's metadata entries ("ftk_contract", ...)
 
     @property
     def min_runtime_complete(self) -> bool:
@@ -154,8 +155,10 @@ def _parse(path: Path, data: bytes) -> TFLiteInfo:
         external = True
 
     declared = None
+    metadata_names = []
     for index in range(model.MetadataLength()):
         entry = model.Metadata(index)
+        metadata_names.append((entry.Name() or b"").decode("utf-8", "replace"))
         if entry.Name() == b"min_runtime_version":
             raw = model.Buffers(entry.Buffer()).DataAsNumpy()
             if not isinstance(raw, int):
@@ -250,4 +253,5 @@ def _parse(path: Path, data: bytes) -> TFLiteInfo:
         num_inputs=main.InputsLength(),
         num_outputs=main.OutputsLength(),
         weight_types=sorted(weight_types),
+        metadata_names=metadata_names,
     )
