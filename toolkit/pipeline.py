@@ -27,6 +27,7 @@ from toolkit.io import ensure_writable_dir, read_json, sha256_file, sha256_text,
 log = logging.getLogger(__name__)
 
 STAGE_FILE = "stage.json"
+STAGES = ("prepare", "base", "train", "export", "evaluate", "parity", "bench")
 
 
 # --- the config ------------------------------------------------------------------------------------------------------
@@ -170,6 +171,13 @@ class StageRunner:
     """Runs stages in order; skips a stage whose folder holds a stage.json with the same key."""
 
     def __init__(self, run_dir: Path, force: set[str] | None = None):
+        import difflib
+
+        for name in sorted(force or ()):
+            if name not in STAGES:
+                close = difflib.get_close_matches(name, STAGES, n=1)
+                raise InputError(f"--force {name}: no such stage" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                                 hint=f"stages: {', '.join(STAGES)}")
         self.run_dir = run_dir
         self.force = force or set()
         self.records: dict[str, StageRecord] = {}
@@ -186,7 +194,10 @@ class StageRunner:
                 saved = read_json(marker, "stage record")
             except InputError:
                 saved = {}
-            if saved.get("key") == key:
+            missing = _missing_outputs(saved.get("result", {}), folder)
+            if missing:
+                log.info("stage %s: %s is gone, running it again", name, missing[0])
+            elif saved.get("key") == key:
                 log.info("stage %s: up to date (cached)", name)
                 record = StageRecord(name, key, True, float(saved.get("seconds", 0.0)), saved.get("result", {}))
                 self.records[name] = record
@@ -202,6 +213,17 @@ class StageRunner:
         record = StageRecord(name, key, False, seconds, result)
         self.records[name] = record
         return record
+
+
+def _missing_outputs(result: Any, folder: Path) -> list[str]:
+    """Paths inside the stage folder that the stage's result names but that no longer exist."""
+    if isinstance(result, dict):
+        return [m for v in result.values() for m in _missing_outputs(v, folder)]
+    if isinstance(result, list):
+        return [m for v in result for m in _missing_outputs(v, folder)]
+    if isinstance(result, str) and result.startswith(str(folder) + os.sep) and not Path(result).exists():
+        return [result]
+    return []
 
 
 def _now() -> str:
@@ -280,8 +302,10 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
             res = train(tcfg, config_path=config_path, resume=resume, overwrite=not resume, progress=progress)
             return to_plain(res)
 
+        # Leak-free training drops the identities of the pairs file: its content is an input of this stage.
+        excluded = sha256_file(config.evaluate.pairs) if config.evaluate.leak_free else None
         train_rec = runner.run("train", {"cfg": cfg["train"], "prepare": prep.key, "weights": weights_hash,
-                                         "backbone": config.backbone}, do_train)
+                                         "backbone": config.backbone, "leak_free_pairs": excluded}, do_train)
         checkpoint = Path(train_rec.result.get("best_checkpoint") or train_rec.result["last_checkpoint"])
 
     # 4. export
@@ -334,7 +358,8 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
         return {"ladder": rows}
 
     ev = runner.run("evaluate", {"cfg": cfg["evaluate"], "export": exp.key, "checkpoint": upstream,
-                                 "prepare": prep.key, "app_rungs": [r[0] for r in app_rungs],
+                                 "prepare": prep.key, "pairs": sha256_file(config.evaluate.pairs),
+                                 "data": folder_fingerprint(Path(data_dir)), "app_rungs": [r[0] for r in app_rungs],
                                  "kotlin": _kotlin_fingerprint() if app_rungs else None}, do_evaluate)
 
     # 6. parity

@@ -132,6 +132,23 @@ def test_pipeline_end_to_end_and_cached_rerun(tmp_path, face_folder, monkeypatch
     ran = [s.name for s in third.stages if not s.cached]
     assert ran == ["parity"]
 
+    # The pairs file is an input of the evaluation by content, not by name: one pair fewer reruns evaluate.
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("".join(pairs.read_text().splitlines(keepends=True)[:-1]))
+    # A cached stage whose outputs were deleted runs again.
+    Path(json.loads((work / "run" / "bench" / "stage.json").read_text())["result"]["outputs"]["plot"]).unlink()
+    fourth = run_pipeline(cfg, run_dir, progress=False)
+    ran = [s.name for s in fourth.stages if not s.cached]
+    assert "evaluate" in ran and "bench" in ran and "train" not in ran and "export" not in ran
+
+
+def test_pipeline_force_names_a_stage(tmp_path, face_folder):
+    from toolkit.errors import InputError
+    from toolkit.pipeline import run_pipeline
+
+    with pytest.raises(InputError, match="--force evalute: no such stage \\(did you mean 'evaluate'\\?\\)"):
+        run_pipeline(_config(tmp_path, face_folder), tmp_path / "run", force=("evalute",))
+
 
 def test_pipeline_config_rejects_unknown_and_reserved_keys(tmp_path, face_folder):
     from toolkit.pipeline import load_pipeline_config

@@ -27,8 +27,11 @@ def pipeline_cmd(config, run_dir, force, as_json):
             click.echo(f"  {s.name:<9} {'cached' if s.cached else 'ran':<6} {s.seconds:8.1f} s")
         click.echo("accuracy ladder:")
         for row in result.ladder:
+            if row.get("skipped"):
+                click.echo(f"  {row['model']:<24} not measured: {row['skipped']}")
+                continue
             tar = (row.get("tar_at_far") or {}).get("0.001")
-            click.echo(f"  {row['model']:<16} acc {100 * row.get('accuracy_mean', 0):6.2f} "
+            click.echo(f"  {row['model']:<24} acc {100 * row.get('accuracy_mean', 0):6.2f} "
                        f"± {100 * row.get('accuracy_std', 0):4.2f}  AUC {row.get('auc', 0):.4f}  "
                        f"TAR@1e-3 {'-' if tar is None else f'{100 * tar:6.2f}'}  thr {row.get('threshold', 0):.3f}")
         click.echo(f"report: {result.report_html}")
