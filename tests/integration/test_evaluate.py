@@ -146,10 +146,19 @@ def test_tflite_export_reuses_crops_and_agrees(evaluated, pairs_setup, tiny_chec
     assert tfl_v.auc == pytest.approx(torch_v.auc, abs=2e-3)
     assert tfl_v.best_threshold == pytest.approx(torch_v.best_threshold, abs=2e-3)
     assert tfl_v.threshold == pytest.approx(torch_v.threshold, abs=2e-3)
-    # The same file without its manifest is "foreign": it needs the input contract on the command line.
+    # A lone copy still carries its contract inside the file: evaluated as ftk's own, same embeddings.
+    lone = tmp_path / "lone" / "model.tflite"
+    lone.parent.mkdir()
+    shutil.copyfile(tflite, lone)
+    alone = evaluate_model_file(lone, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
+    assert alone.verification.auc == tfl_v.auc and alone.spec == result.spec
+    # Without that contract the file is "foreign": it needs the input contract on the command line.
+    from toolkit.tflite.metadata import remove_contract
+
     foreign = tmp_path / "foreign" / "model.tflite"
     foreign.parent.mkdir()
     shutil.copyfile(tflite, foreign)
+    assert remove_contract(foreign)
     with pytest.raises(InputError, match="--input-size"):
         evaluate_model_file(foreign, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
     options = EmbedderOptions(backbone="tiny", input_size=32, normalization="0,1")  # our graph normalises itself
