@@ -406,3 +406,15 @@ def test_deploy_again_and_revert_leave_diff_r_clean(tiny_export, android_app, tm
     shutil.rmtree(android_app / ".ftk-deploy")  # the backup set is ftk's own record, outside the app's files
     result = diff()
     assert result.returncode == 0, result.stdout
+
+
+def test_refuses_a_model_changed_after_export(tiny_export, android_app):
+    """The manifest belongs to the file it lists: a file whose sha256 differs from its entry is never deployed."""
+    model = tiny_export / "model_int8.tflite"
+    data = bytearray(model.read_bytes())
+    data[-100] ^= 0xFF
+    model.write_bytes(bytes(data))
+    before = snapshot(android_app)
+    out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4")
+    assert out.returncode == 2 and "sha256" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert snapshot(android_app) == before

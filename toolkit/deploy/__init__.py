@@ -80,66 +80,37 @@ class DeployResult:
 # ----------------------------------------------------------------------------------------------------------------
 # model resolution
 # ----------------------------------------------------------------------------------------------------------------
-def _artifact_files(manifest: dict[str, Any]) -> dict[str, str]:
-    """precision -> file name, from ``artifacts`` keyed by file name (ftk export) or by precision."""
-    artifacts = manifest.get("artifacts") or {}
-    out: dict[str, str] = {}
-    if isinstance(artifacts, dict):
-        for key, entry in artifacts.items():
-            entry = entry if isinstance(entry, dict) else {}
-            if key.endswith(".tflite"):
-                precision = entry.get("precision") or entry.get("variant")
-                if precision:
-                    out[str(precision)] = key
-            else:
-                name = entry.get("file") or entry.get("path") or entry.get("filename")
-                if name:
-                    out[key] = Path(name).name
-    elif isinstance(artifacts, list):
-        for entry in artifacts:
-            if isinstance(entry, dict) and (entry.get("precision") or entry.get("variant")):
-                name = entry.get("file") or entry.get("path") or entry.get("filename")
-                if name:
-                    out[str(entry.get("precision") or entry.get("variant"))] = Path(name).name
-    return out
-
-
-def resolve_model(model_or_export_dir: str | Path, variant: str) -> tuple[Path, str, dict[str, Any]]:
-    """(the .tflite, its precision, the manifest). An ftk manifest is required: it carries the input contract."""
-    from toolkit.io import read_json
+def resolve_model(model_or_export_dir: str | Path, variant: str):
+    """(the .tflite, its precision, its contract). The contract (input size, value range, normalisation, crop)
+    comes from the export manifest that lists the file with a matching sha256, or from the file's own metadata."""
+    from toolkit.manifest import MANIFEST_NAME, contract_for, manifest_artifacts
 
     source = Path(model_or_export_dir)
     if not source.exists():
         raise InputError(f"not found: {source}", hint="pass the export folder (from ftk export) or a .tflite in it")
-    folder = source if source.is_dir() else source.parent
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        raise ModelFileError(f"no manifest.json beside {source}: ftk deploy needs the ftk export manifest (input "
-                             "size, value range, normalisation, embedding dim)",
-                             hint="export the model with ftk export, or deploy a foreign model by hand")
-    manifest = read_json(manifest_path, "export manifest")
-    files = _artifact_files(manifest)
+    model_path = source
     if source.is_dir():
         if variant not in VARIANTS:
             raise InputError(f"--variant must be one of {', '.join(VARIANTS)}, got {variant!r}")
-        name = files.get(variant)
-        if name is None:
+        if not (source / MANIFEST_NAME).is_file():
+            raise ModelFileError(f"no {MANIFEST_NAME} in {source}: ftk deploy needs the ftk export manifest",
+                                 hint="pass the folder ftk export wrote, or one of its .tflite files")
+        files = {str(e.get("precision")): name for name, e in manifest_artifacts(source).items()
+                 if isinstance(e, dict)}
+        if variant not in files:
             available = ", ".join(sorted(files)) or "none"
-            raise InputError(f"{manifest_path} lists no {variant} artifact (available: {available})",
+            raise InputError(f"{source / MANIFEST_NAME} lists no {variant} artifact (available: {available})",
                              hint=f"pass --variant {sorted(files)[0]}" if files else "export the model again")
-        model_path = folder / name
-        precision = variant
-    else:
-        model_path = source
-        by_name = {v: k for k, v in files.items()}
-        precision = by_name.get(source.name)
-        if precision is None:
-            raise ModelFileError(f"{source.name} is not listed in {manifest_path}",
-                                 hint="deploy a file that ftk export wrote, with its manifest beside it")
-    if not model_path.is_file():
-        raise ModelFileError(f"the manifest lists {model_path.name} but it is missing from {folder}",
-                             hint="export the model again")
-    return model_path, precision, manifest
+        model_path = source / files[variant]
+        if not model_path.is_file():
+            raise ModelFileError(f"the manifest lists {model_path.name} but it is missing from {source}",
+                                 hint="export the model again")
+    contract = contract_for(model_path)
+    if contract is None:
+        raise ModelFileError(f"{model_path.name} states no ftk contract: no {MANIFEST_NAME} beside it lists it and the "
+                             "file carries none (input size, value range, normalisation, crop)",
+                             hint="deploy a file that ftk export wrote, or deploy a foreign model by hand")
+    return model_path, contract.precision or variant, contract
 
 
 def check_model_contract(spec: ModelSpec, manifest: dict[str, Any], info) -> None:
@@ -245,22 +216,15 @@ def _asset_name(spec: ModelSpec, precision: str) -> str:
 
 
 def _our_previous_asset(app_dir: Path, asset: Path, current: bytes) -> bool:
-    """True when ``asset`` is exactly a file an earlier ftk deploy wrote (its journal says so)."""
+    """True when ``asset`` is exactly a file an earlier ftk deploy wrote (its recorded journal says so)."""
     import hashlib
-    import json
 
-    from toolkit.deploy.transaction import JOURNAL, STATE_DIR
+    from toolkit.deploy.transaction import recorded_journals
 
     digest = hashlib.sha256(current).hexdigest()
     rel = str(asset.relative_to(app_dir))
-    for journal_path in (app_dir / STATE_DIR).glob(f"backup-*/{JOURNAL}"):
-        try:
-            journal = json.loads(journal_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if any(e.get("path") == rel and e.get("sha256_after") == digest for e in journal.get("files", [])):
-            return True
-    return False
+    return any(isinstance(e, dict) and e.get("path") == rel and e.get("sha256_after") == digest
+               for journal in recorded_journals(app_dir) for e in journal.get("files") or [])
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -328,12 +292,10 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
     from toolkit.tflite.op_versions import parse_version
 
     app_dir = Path(app_dir).resolve()
-    model_path, precision, manifest = resolve_model(model_or_export_dir, variant)
-    if "spec" not in manifest:
-        raise ModelFileError(f"the manifest beside {model_path.name} has no 'spec'", hint="export the model again")
-    spec = ModelSpec.from_dict(manifest["spec"])
+    model_path, precision, contract = resolve_model(model_or_export_dir, variant)
+    spec = contract.spec
     info = inspect_tflite(model_path)
-    check_model_contract(spec, manifest, info)
+    check_model_contract(spec, contract.manifest or contract.embedded or {}, info)
 
     app = find_app(app_dir)
     runtime = find_runtime(app_dir)
@@ -426,6 +388,7 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
         log.info("the app already runs %s with these settings: nothing to do", asset_file)
         return result
     meta = {"model": str(model_path), "model_sha256": info.sha256, "variant": precision, "asset": result.asset,
+            "contract_source": contract.source,
             "previous": previous, "threshold": new_threshold, "runtime": target_runtime}
     backup = apply_changes(app_dir, changes, meta)
     result.applied = True

@@ -363,6 +363,18 @@ def _read_journal(folder: Path) -> tuple[bytes, Any] | None:
         return None
 
 
+def recorded_journals(root: Path) -> list[dict[str, Any]]:
+    """The journals of this app that an ftk deploy recorded outside the checkout (a planted one is not among them)."""
+    if _state_dir_problem(root) or not (root / STATE_DIR).is_dir():
+        return []
+    out = []
+    for folder in sorted((root / STATE_DIR).glob("backup-*")):
+        read = _read_journal(folder)
+        if read is not None and isinstance(read[1], dict) and _journal_recorded(root, folder, read[0]):
+            out.append(read[1])
+    return out
+
+
 def latest_backup(root: Path) -> tuple[Path, bytes, dict[str, Any]]:
     """The newest applied backup folder, its journal's exact bytes and the parsed journal."""
     state = root / STATE_DIR
