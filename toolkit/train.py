@@ -663,6 +663,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool,
     torch.manual_seed(config.seed + dist_info.rank)
 
     # Data first (its class list sizes the head); rank 0 crops and caches, the others read the cache.
+    from toolkit.models.face_model import PixelNormalizer
     from toolkit.models.registry import default_spec
 
     if config.init_checkpoint is not None:
@@ -736,8 +737,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool,
     train_y = torch.from_numpy(data.train_labels).to(device)
     val_x = torch.from_numpy(data.val_images).to(device)
     val_y = torch.from_numpy(data.val_labels).to(device)
-    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
-    inv_std = 1.0 / torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
+    normalize = PixelNormalizer(spec).to(device)  # exactly what the exported graph does after its input
     class_weights = None
     if config.loss.class_weights:
         counts = torch.bincount(train_y, minlength=num_classes).float().clamp(min=1)
@@ -760,7 +760,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, progress: bool,
         x = x.permute(0, 3, 1, 2).float()
         if augment:
             x = augment_batch(x, config.augment)
-        x = (x - mean) * inv_std
+        x = normalize(x)
         return x.contiguous(memory_format=torch.channels_last) if cuda and config.channels_last else x
 
     def forward(x: torch.Tensor) -> torch.Tensor:

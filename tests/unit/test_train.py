@@ -384,3 +384,20 @@ def test_torchrun_ddp_two_processes_on_cpu(synthetic_csv, tmp_path):
     from toolkit.checkpoint import load_checkpoint
 
     assert load_checkpoint(tmp_path / "run" / "last.pt").meta.num_classes == 4
+
+
+def test_training_normalises_exactly_as_the_exported_graph():
+    """One input transform: what training feeds the backbone is what the exported graph computes after its input."""
+    import torch
+
+    from toolkit.models.face_model import EmbeddingModel, PixelNormalizer
+    from toolkit.models.registry import create_backbone, default_spec
+
+    spec = default_spec("mobilefacenet").replace(channel_order="BGR")
+    pixels = torch.rand(2, 3, 8, 8) * 255
+    got = PixelNormalizer(spec)(pixels)
+    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    torch.testing.assert_close(got, (pixels.flip(1) - mean) / std)
+    graph = EmbeddingModel(create_backbone(default_spec("tiny")), default_spec("tiny"))
+    assert isinstance(graph.normalize, PixelNormalizer)

@@ -35,6 +35,24 @@ class FaceModel(nn.Module):
         return F.normalize(self.backbone(x), p=2, dim=1)
 
 
+class PixelNormalizer(nn.Module):
+    """The spec's input transform, raw 0..255 RGB NCHW -> what the backbone takes: the channel flip for a BGR
+    backbone, then ``(x - mean) / std``. The one place it is written: training and the exported graph both use it."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        spec.require_raw_pixels("the embedding model")
+        self.flip = spec.channel_order == "BGR"  # the app feeds RGB; a BGR backbone gets its order in the graph
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("inv_std", 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.flip:
+            x = x.flip(1)
+        return (x - self.mean) * self.inv_std
+
+
 class EmbeddingModel(nn.Module):
     """What ships: NHWC float32 raw RGB pixels 0..255 in, [N, D] out (L2-normalised when the spec says so). The head
     is gone by construction.
@@ -46,20 +64,12 @@ class EmbeddingModel(nn.Module):
 
     def __init__(self, backbone: nn.Module, spec: ModelSpec):
         super().__init__()
-        spec.require_raw_pixels("the embedding model")
+        self.normalize = PixelNormalizer(spec)
         self.backbone = backbone
         self.spec = spec
-        mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
-        inv_std = 1.0 / torch.tensor(spec.std, dtype=torch.float32).view(1, 3, 1, 1)
-        self.register_buffer("mean", mean, persistent=False)
-        self.register_buffer("inv_std", inv_std, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 3, 1, 2)
-        if self.spec.channel_order == "BGR":  # the app feeds RGB; a BGR backbone gets its order in the graph
-            x = x.flip(1)
-        x = (x - self.mean) * self.inv_std
-        features = self.backbone(x)
+        features = self.backbone(self.normalize(x.permute(0, 3, 1, 2)))
         return F.normalize(features, p=2, dim=1) if self.spec.l2_normalized else features
 
 
