@@ -17,61 +17,14 @@ import numpy as np
 
 from toolkit.embedders import Embedder, l2_normalize
 from toolkit.errors import InputError, NoFacesError
+# One threshold resolver for every command; compare's callers import it from here too.
+from toolkit.reports import DEFAULT_FAR, ThresholdChoice, resolve_threshold  # noqa: F401
 from toolkit.spec import ModelSpec
 
 if TYPE_CHECKING:
     from toolkit.data.detect import FaceDetector
 
 log = logging.getLogger(__name__)
-
-DEFAULT_FAR = 1e-3
-
-
-# --- thresholds ---------------------------------------------------------------------------------------------------
-@dataclass
-class ThresholdChoice:
-    """The cosine threshold used for verdicts (None: none calibrated and none given) and where it came from."""
-
-    value: float | None
-    source: str  # "given", "report", "none"
-    note: str  # one line for people: where the value came from, or why there is none
-    far: float | None = None
-    report_path: str | None = None
-
-
-def resolve_threshold(model_path: str | Path | None, threshold: float | None = None,
-                      far: float = DEFAULT_FAR) -> ThresholdChoice:
-    """``threshold`` if given, else the one ``ftk evaluate`` calibrated for exactly this model file at ``far``."""
-    if threshold is not None:
-        if not -1.0 <= threshold <= 1.0:
-            raise InputError(f"--threshold is a cosine similarity and must be in [-1, 1], got {threshold}")
-        return ThresholdChoice(float(threshold), "given", f"threshold {threshold:.4f} (given)")
-    if not 0.0 < far < 1.0:
-        raise InputError(f"--far must be a rate in (0, 1), e.g. 1e-3, got {far}")
-    if model_path is None:
-        return ThresholdChoice(None, "none", "no calibrated threshold (model path unknown); pass --threshold for verdicts")
-    from toolkit.reports import REPORT_NAME, default_eval_dir, find_eval_report, threshold_at_far
-
-    report = find_eval_report(model_path)
-    report_path = default_eval_dir(model_path) / REPORT_NAME
-    if report is None:
-        return ThresholdChoice(
-            None, "none",
-            f"no calibrated threshold: no evaluation report for this exact model at {report_path} "
-            f"(run `ftk evaluate {model_path}`, or pass --threshold); verdicts omitted",
-        )
-    value = threshold_at_far(report, far)
-    if value is None:
-        known = sorted((report.get("verification") or {}).get("thresholds_at_far") or {})
-        return ThresholdChoice(
-            None, "none",
-            f"no calibrated threshold at FAR {far:g} in {report_path} (it has: {', '.join(known) or 'none'}); "
-            "pass --far with one of those, or --threshold; verdicts omitted",
-            report_path=str(report_path),
-        )
-    return ThresholdChoice(value, "report", f"threshold {value:.4f} calibrated at FAR {far:g} ({report_path})",
-                           far=far, report_path=str(report_path))
-
 
 # --- detection + crop ---------------------------------------------------------------------------------------------
 @dataclass
@@ -163,7 +116,7 @@ def compare_images(paths: Sequence[str | Path], embedder: Embedder, threshold: f
     """
     if len(paths) < 2:
         raise InputError(f"compare needs at least two images, got {len(paths)}")
-    choice = resolve_threshold(model_path, threshold, far)
+    choice = resolve_threshold(model_path, threshold, far, embedder.spec)
     crops, failures = detect_and_crop(paths, embedder.spec, detector)
     if len(crops) < 2:
         named = "; ".join(f"{Path(p).name}: {why}" for p, why in failures)

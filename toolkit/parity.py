@@ -342,11 +342,8 @@ def parity_check(
 
 
 def _threshold_from_eval_report(checkpoint: Path) -> tuple[float | None, str]:
-    """The verification threshold ``ftk evaluate`` calibrated for this exact checkpoint, if there is one."""
-    from toolkit.reports import find_eval_report
+    """The threshold the app uses: the one ``ftk evaluate`` calibrated for this checkpoint at the default FAR."""
+    from toolkit.reports import calibrated_threshold
 
-    report = find_eval_report(checkpoint)
-    value = ((report or {}).get("verification") or {}).get("best_threshold")
-    if value is None:
-        return None, ""
-    return float(value), "best_threshold from the checkpoint's evaluation report"
+    choice = calibrated_threshold(checkpoint)
+    return choice.value, choice.note if choice.value is not None else ""

@@ -12,11 +12,17 @@ Report keys the consumers rely on (evaluate writes them):
 from __future__ import annotations
 
 import logging
+import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from toolkit.errors import InputError
 from toolkit.io import read_json, sha256_file
+
+if TYPE_CHECKING:
+    from toolkit.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,13 @@ def writable_eval_dir(model_path: str | Path) -> Path:
 
 def find_eval_report(model_path: str | Path, report: str | Path | None = None) -> dict[str, Any] | None:
     """The evaluation report for exactly this model file (sha256 must match), or None."""
+    found = locate_eval_report(model_path, report)
+    return None if found is None else found[1]
+
+
+def locate_eval_report(model_path: str | Path,
+                       report: str | Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """(where, the report) for exactly this model file (sha256 must match), or None."""
     model_path = Path(model_path)
     candidates = [Path(report)] if report else [default_eval_dir(model_path) / REPORT_NAME,
                                                 fallback_eval_dir(model_path) / REPORT_NAME]
@@ -54,7 +67,7 @@ def find_eval_report(model_path: str | Path, report: str | Path | None = None) -
             continue
         data = read_json(candidate, "evaluation report")
         if data.get("model_sha256") == sha256_file(model_path):
-            return data
+            return candidate, data
         log.warning("%s was computed for another version of %s; ignoring it", candidate, model_path.name)
     return None
 
@@ -66,3 +79,87 @@ def threshold_at_far(report: dict[str, Any], far: float) -> float | None:
         if abs(float(key) - far) <= 1e-12 + 1e-6 * far:
             return float(value)
     return None
+
+
+# --- the one threshold resolver -------------------------------------------------------------------------------------
+DEFAULT_FAR = 1e-3
+# The crop settings a calibrated threshold depends on: a report made with other crops does not apply to the model.
+CROP_KEYS = ("crop", "box_margin", "input_size", "channel_order")
+
+
+@dataclass
+class ThresholdChoice:
+    """The cosine threshold for same/different decisions (None: none calibrated, none given) and its origin."""
+
+    value: float | None
+    source: str  # "given" | "report" | "none"
+    note: str  # one line for people: where the value came from, or why there is none
+    far: float | None = None
+    report_path: str | None = None
+
+
+def check_threshold(value: Any, what: str = "--threshold") -> float:
+    """A cosine threshold: a finite number in (-1, 1), whether typed by a user or read from a report."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a cosine similarity in (-1, 1), got {value!r}") from None
+    if not math.isfinite(number) or not -1.0 < number < 1.0:
+        raise InputError(f"{what} is {number:g}, not a cosine similarity in (-1, 1)",
+                         hint="evaluate the model again (ftk evaluate), or pass --threshold VALUE")
+    return number
+
+
+def calibrated_threshold(model_path: str | Path, far: float = DEFAULT_FAR,
+                         spec: "ModelSpec | None" = None) -> ThresholdChoice:
+    """The threshold ``ftk evaluate`` calibrated at ``far`` for exactly this file, made with the crops of ``spec``.
+
+    No report, or none at that FAR: ``value`` None with a note that says what to run. A report made with other
+    crops (``--simulate-app``, another crop or margin than the model's spec) or holding a value that is not a
+    cosine (NaN, 7.5) is refused: InputError.
+    """
+    if not 0.0 < far < 1.0:
+        raise InputError(f"--far must be a rate in (0, 1), e.g. 1e-3, got {far}")
+    found = locate_eval_report(model_path)
+    expected = default_eval_dir(model_path) / REPORT_NAME
+    if found is None:
+        return ThresholdChoice(None, "none", f"no evaluation report for this exact model at {expected} (run "
+                                             f"`ftk evaluate {model_path}`, or pass --threshold)")
+    path, report = found
+    _check_report_crops(path, report, spec)
+    value = threshold_at_far(report, far)
+    if value is None:
+        known = sorted((report.get("verification") or {}).get("thresholds_at_far") or {})
+        return ThresholdChoice(None, "none", f"{path} has no threshold at FAR {far:g} (it has: "
+                                             f"{', '.join(known) or 'none'}); pass --far with one of those, or "
+                                             "--threshold", report_path=str(path))
+    value = check_threshold(value, f"the threshold at FAR {far:g} in {path}")
+    return ThresholdChoice(value, "report", f"threshold {value:.4f} calibrated at FAR {far:g} ({path})", far=far,
+                           report_path=str(path))
+
+
+def _check_report_crops(path: Path, report: dict[str, Any], spec: "ModelSpec | None") -> None:
+    crops = report.get("crops", "model spec")
+    if crops != "model spec":
+        raise InputError(f"{path} was measured with the crops of the {crops}, not the model's own: its threshold "
+                         "does not apply", hint="run ftk evaluate without --simulate-app for the threshold")
+    if spec is None:
+        return
+    measured = report.get("spec") or {}
+    wanted = spec.to_dict()
+    differ = [f"{k}: report {measured.get(k)!r}, model {wanted[k]!r}" for k in CROP_KEYS
+              if k in measured and measured.get(k) != wanted[k]]
+    if differ:
+        raise InputError(f"{path} was made with other crops than the model's spec ({'; '.join(differ)}): its "
+                         "threshold does not apply", hint="run ftk evaluate again on this file")
+
+
+def resolve_threshold(model_path: str | Path | None, threshold: float | None = None, far: float = DEFAULT_FAR,
+                      spec: "ModelSpec | None" = None) -> ThresholdChoice:
+    """``threshold`` if given (checked), else the one calibrated for exactly this model file at ``far``."""
+    if threshold is not None:
+        value = check_threshold(threshold)
+        return ThresholdChoice(value, "given", f"threshold {value:.4f} (given)")
+    if model_path is None:
+        return ThresholdChoice(None, "none", "no calibrated threshold (model path unknown); pass --threshold")
+    return calibrated_threshold(model_path, far, spec)

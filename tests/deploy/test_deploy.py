@@ -418,3 +418,26 @@ def test_refuses_a_model_changed_after_export(tiny_export, android_app):
     out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4")
     assert out.returncode == 2 and "sha256" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert snapshot(android_app) == before
+
+
+@pytest.mark.parametrize("report_edit, message", [
+    (lambda r: r["verification"]["thresholds_at_far"].update({"0.001": float("nan")}), "not a cosine similarity"),
+    (lambda r: r["verification"]["thresholds_at_far"].update({"0.001": 7.5}), "is 7.5, not a cosine similarity"),
+    (lambda r: r.update(crops="app before deploy"), "measured with the crops of the app before deploy"),
+    (lambda r: r.update(spec={**r["spec"], "box_margin": 32}), "box_margin: report 32, model 0"),
+])
+def test_threshold_auto_refuses_a_report_it_cannot_trust(tiny_export, android_app, report_edit, message):
+    """--threshold auto writes only a cosine calibrated with the model's own crops into the app."""
+    from toolkit.io import sha256_file
+    from toolkit.reports import default_eval_dir
+
+    model = tiny_export / "model_int8.tflite"
+    report = {"model_sha256": sha256_file(model), "spec": default_spec("tiny").to_dict(), "crops": "model spec",
+              "verification": {"thresholds_at_far": {"0.001": 0.45}}}
+    report_edit(report)
+    default_eval_dir(model).mkdir()
+    (default_eval_dir(model) / "report.json").write_text(json.dumps(report))
+    before = snapshot(android_app)
+    out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "auto")
+    assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert snapshot(android_app) == before

@@ -95,8 +95,8 @@ def match_cmd(probe, gallery_path, model, save_gallery, top_k, threshold, far, a
         check_outputs_free([Path(save_gallery)], overwrite)
     if top_k < 1:
         raise InputError(f"--top-k must be >= 1, got {top_k}")
-    choice = resolve_threshold(model, threshold, far)
     embedder = _load(model, backbone, input_size, normalization, align, num_threads)
+    choice = resolve_threshold(model, threshold, far, embedder.spec)
     if source.is_dir():
         gallery = enroll_gallery(source, embedder, progress=not as_json)
         if save_gallery:

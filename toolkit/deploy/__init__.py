@@ -175,12 +175,13 @@ def compatibility_verdict(info, app_runtime: str, target_runtime: str, verify_re
 # threshold
 # ----------------------------------------------------------------------------------------------------------------
 def resolve_threshold(threshold: float | str | None, model_path: Path, far: float, current: float | None,
-                      warnings: list[str]) -> tuple[float | None, str]:
-    from toolkit.reports import default_eval_dir, find_eval_report, threshold_at_far
+                      warnings: list[str], spec: ModelSpec | None = None) -> tuple[float | None, str]:
+    """(the threshold to write, "auto" | "given" | "unchanged"); None leaves the app's value, with a warning when
+    it is far from the one calibrated for this file. One resolver behind it: toolkit.reports."""
+    from toolkit.reports import calibrated_threshold, check_threshold
 
     if threshold is None:
-        report = find_eval_report(model_path)
-        calibrated = threshold_at_far(report, far) if report else None
+        calibrated = calibrated_threshold(model_path, far, spec).value
         if current is not None and calibrated is not None and abs(current - calibrated) > THRESHOLD_GAP_WARNING:
             warnings.append(f"the app's threshold {current:g} is far from the {calibrated:.4f} calibrated for this "
                             f"model at FAR {far:g}; pass --threshold auto to use it")
@@ -190,24 +191,14 @@ def resolve_threshold(threshold: float | str | None, model_path: Path, far: floa
                             "and deploy with --threshold auto")
         return None, "unchanged"
     if isinstance(threshold, str) and threshold.strip().lower() == "auto":
-        report = find_eval_report(model_path)
-        if report is None:
-            raise InputError(f"--threshold auto needs the evaluation report of exactly {model_path.name} "
-                             f"(expected {default_eval_dir(model_path) / 'report.json'} with a matching sha256)",
-                             hint=f"run ftk evaluate {model_path} first, or pass --threshold VALUE")
-        value = threshold_at_far(report, far)
-        if value is None:
-            table = (report.get("verification") or {}).get("thresholds_at_far") or {}
-            raise InputError(f"the evaluation report has no threshold at FAR {far:g} (it has: "
-                             f"{', '.join(sorted(table)) or 'none'})", hint="pass --far with one of those")
-        return float(value), "auto"
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        raise InputError(f"--threshold must be a number or 'auto', got {threshold!r}") from None
-    if not -1.0 < value < 1.0:
-        raise InputError(f"--threshold {value:g} is not a cosine similarity in (-1, 1)")
-    return value, "given"
+        choice = calibrated_threshold(model_path, far, spec)
+        if choice.value is None and choice.report_path:
+            raise InputError(f"--threshold auto: {choice.note}")
+        if choice.value is None:
+            raise InputError(f"--threshold auto needs the evaluation report of exactly {model_path.name}: "
+                             f"{choice.note}", hint=f"run ftk evaluate {model_path} first, or pass --threshold VALUE")
+        return choice.value, "auto"
+    return check_threshold(threshold), "given"
 
 
 def _asset_name(spec: ModelSpec, precision: str) -> str:
@@ -309,7 +300,8 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
 
     warnings: list[str] = list(info.warnings)
     current_threshold = float(app.threshold.value) if app.threshold else None
-    new_threshold, threshold_source = resolve_threshold(threshold, model_path, far, current_threshold, warnings)
+    new_threshold, threshold_source = resolve_threshold(threshold, model_path, far, current_threshold, warnings,
+                                                        spec)
 
     asset_file = asset_name or _asset_name(spec, precision)
     if Path(asset_file).name != asset_file or not asset_file.endswith(".tflite"):
