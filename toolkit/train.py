@@ -244,24 +244,13 @@ def fetch_pretrained(name: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
 
 # --- data --------------------------------------------------------------------------------------------------------------
 def identities_in_pairs(path: str | Path) -> set[str]:
-    """Every identity named in an LFW pairs file (pairs.txt, pairsDevTrain.txt, pairsDevTest.txt)."""
+    """Every identity named in an LFW pairs file (the one parser: :func:`toolkit.data.pairs.read_pairs`)."""
+    from toolkit.data.pairs import read_pairs
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"pairs file not found: {path}", hint="exclude_identities_from must name an LFW pairs file")
-    names: set[str] = set()
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        parts = line.split()
-        if not parts or all(p.isdigit() for p in parts):  # blank line or a header like "500" / "10 300"
-            continue
-        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-            names.add(parts[0])
-        elif len(parts) == 4 and parts[1].isdigit() and parts[3].isdigit():
-            names.update((parts[0], parts[2]))
-        else:
-            raise InputError(f"{path}:{n}: not an LFW pair line ('name i j' or 'name1 i name2 j'): {line!r}")
-    if not names:
-        raise InputError(f"{path} names no identities; is it an LFW pairs file?")
-    return names
+    return read_pairs(path).identities()
 
 
 @dataclass

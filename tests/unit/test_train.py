@@ -115,10 +115,14 @@ def test_augmentation_flips_horizontally_only_and_keeps_pixel_range():
 
 def test_identities_in_pairs(tmp_path, lfw_pairs_dir):
     pairs = tmp_path / "pairs.txt"
-    pairs.write_text("2\nAnn_A\t1\t2\nBob_B\t1\tCid_C\t3\n\n", encoding="utf-8")
+    pairs.write_text("1\nAnn_A\t1\t2\nBob_B\t1\tCid_C\t3\n\n", encoding="utf-8")
     assert identities_in_pairs(pairs) == {"Ann_A", "Bob_B", "Cid_C"}
-    pairs.write_text("1\nAnn_A\tx\t2\n", encoding="utf-8")
-    with pytest.raises(InputError, match="not an LFW pair line"):
+    # One parser for pairs files: what evaluate refuses, leak-free training refuses too.
+    pairs.write_text("1\nAnn_A\tx\t2\nBob_B\t1\tCid_C\t3\n", encoding="utf-8")
+    with pytest.raises(InputError, match="pairs.txt:2: image number must be an integer, got 'x'"):
+        identities_in_pairs(pairs)
+    pairs.write_text("2\nAnn_A\t1\t2\nBob_B\t1\tCid_C\t3\n", encoding="utf-8")  # header promises more
+    with pytest.raises(InputError, match="truncated"):
         identities_in_pairs(pairs)
     dev_test = identities_in_pairs(lfw_pairs_dir / "pairsDevTest.txt")
     dev_train = identities_in_pairs(lfw_pairs_dir / "pairsDevTrain.txt")
@@ -219,7 +223,7 @@ def test_exclude_identities_from_pairs_file(synthetic_csv, tmp_path):
     from toolkit.checkpoint import load_checkpoint
 
     pairs = tmp_path / "pairs.txt"
-    pairs.write_text("1\nperson_3\t1\t2\n", encoding="utf-8")
+    pairs.write_text("1\nperson_3\t1\t2\nperson_3\t3\tnot_in_the_csv\t1\n", encoding="utf-8")
     out = tmp_path / "run"
     config = tiny_config(synthetic_csv, out, epochs=1)
     config = replace(config, data=replace(config.data, exclude_identities_from=pairs, max_images_per_person=5))

@@ -52,6 +52,10 @@ class PairsFile:
     def folds(self) -> np.ndarray | None:
         return np.array([p.fold for p in self.pairs], dtype=np.int64) if self.has_folds else None
 
+    def identities(self) -> set[str]:
+        """Every person the pairs name (the folder of each image)."""
+        return {path.split("/", 1)[0] for p in self.pairs for path in (p.left, p.right)}
+
     def image_paths(self) -> list[str]:
         """Every image the pairs use, once, in first-use order."""
         seen: dict[str, None] = {}
