@@ -27,7 +27,7 @@ from toolkit.io import ensure_writable_dir, read_json, sha256_file, sha256_text,
 log = logging.getLogger(__name__)
 
 STAGE_FILE = "stage.json"
-STAGES = ("prepare", "base", "train", "export", "evaluate", "parity", "bench")
+STAGES = ("prepare", "base", "train", "select", "export", "evaluate", "parity", "bench")
 
 
 # --- the config ------------------------------------------------------------------------------------------------------
@@ -49,6 +49,11 @@ class EvaluateSection:
     pytorch_baseline: bool = True  # also evaluate the starting weights, so the report shows what training changed
     # Drop the identities named in the pairs file from training, so verification is on people never trained on.
     leak_free: bool = True
+    # Development pairs (identities disjoint from `pairs`) on which the pipeline chooses what it ships: the start
+    # or the fine-tuned model, whichever verifies better there. Never chosen on `pairs` itself. null: ship the
+    # fine-tuned model.
+    select_pairs: Path | None = None
+    select_limit_pairs: int | None = 600
 
 
 @dataclass
@@ -119,7 +124,32 @@ def load_pipeline_config(path: str | Path) -> PipelineConfig:
     get_backbone_info(config.backbone)  # unknown backbone: fail before any work
     if config.train is not None:
         _train_config(config, Path(path).resolve().parent, Path("/nonexistent/faces.csv"), Path("/nonexistent"))
+    if config.evaluate.select_pairs is not None:
+        check_selection_pairs(config.evaluate.select_pairs, config.evaluate.pairs)
     return config
+
+
+def check_selection_pairs(select: Path, test: Path) -> None:
+    """The pairs that choose the shipped model must not share a person with the pairs that measure it."""
+    from toolkit.data.pairs import read_pairs
+
+    for what, path in (("evaluate.select_pairs", select), ("evaluate.pairs", test)):
+        if not Path(path).is_file():
+            raise ConfigError(f"{what}: pairs file not found: {path}")
+    shared = read_pairs(select).identities() & read_pairs(test).identities()
+    if shared:
+        raise ConfigError(f"evaluate.select_pairs shares {len(shared)} identities with evaluate.pairs (e.g. "
+                          f"{sorted(shared)[0]}): choosing the shipped model there would leak the test into it",
+                          hint="use pairsDevTrain.txt to choose and pairsDevTest.txt to measure (LFW View 1)")
+
+
+def choose_shipped(start: dict[str, Any], tuned: dict[str, Any]) -> tuple[str, str]:
+    """("start" | "fine-tuned", why): the fine-tuned model ships only when it verifies strictly better."""
+    a, b = start["accuracy_mean"], tuned["accuracy_mean"]
+    if b > a:
+        return "fine-tuned", f"fine-tuning raised accuracy on the selection pairs from {a:.2%} to {b:.2%}"
+    return "start", (f"fine-tuning did not help on the selection pairs ({a:.2%} before, {b:.2%} after): the "
+                     "starting weights ship")
 
 
 def _train_config(config: PipelineConfig, base_dir: Path, faces_csv: Path, out_dir: Path):
@@ -308,6 +338,28 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
                                          "backbone": config.backbone, "leak_free_pairs": excluded}, do_train)
         checkpoint = Path(train_rec.result.get("best_checkpoint") or train_rec.result["last_checkpoint"])
 
+    # 3b. choose what ships: the start or the fine-tuned model, on pairs disjoint from the test pairs
+    select_rec, fine_tuned = None, checkpoint
+    if train_rec is not None and config.evaluate.select_pairs is not None:
+        def do_select(folder: Path) -> dict[str, Any]:
+            from toolkit.evaluate import evaluate_model_file
+
+            e = config.evaluate
+            rows = {label: _ladder_row(label, path, evaluate_model_file(
+                        path, pairs=e.select_pairs, data=data_dir, far=e.far, limit_pairs=e.select_limit_pairs,
+                        out_dir=folder / label, overwrite=True, progress=progress))
+                    for label, path in (("start", Path(base.result["path"])), ("fine-tuned", fine_tuned))}
+            shipped, reason = choose_shipped(rows["start"], rows["fine-tuned"])
+            return {"shipped": shipped, "shipped_path": rows[shipped]["path"], "reason": reason,
+                    "pairs": str(e.select_pairs), "rows": list(rows.values())}
+
+        select_rec = runner.run("select", {"train": train_rec.key, "base": base.key,
+                                           "pairs": sha256_file(config.evaluate.select_pairs),
+                                           "limit": config.evaluate.select_limit_pairs,
+                                           "data": folder_fingerprint(Path(data_dir))}, do_select)
+        checkpoint = Path(select_rec.result["shipped_path"])
+        log.info("shipping the %s model: %s", select_rec.result["shipped"], select_rec.result["reason"])
+
     # 4. export
     def do_export(folder: Path) -> dict[str, Any]:
         from toolkit.export import export_model
@@ -317,7 +369,7 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
                            overwrite=True, progress=progress)
         return res.summary()
 
-    upstream = train_rec.key if train_rec else base.key
+    upstream = select_rec.key if select_rec else train_rec.key if train_rec else base.key
     exp = runner.run("export", {"cfg": cfg["export"], "checkpoint": upstream, "prepare": prep.key}, do_export)
     artifacts = {p: Path(a["path"]) for p, a in exp.result["artifacts"].items()}
 
@@ -325,6 +377,8 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
     ladder_models: list[tuple[str, Path]] = []
     if config.evaluate.pytorch_baseline and train_rec is not None:
         ladder_models.append(("pytorch (start)", Path(base.result["path"])))
+    if checkpoint != fine_tuned:
+        ladder_models.append(("pytorch (fine-tuned, not shipped)", fine_tuned))
     ladder_models.append(("pytorch", checkpoint))
     for precision in ("float32", "int8"):
         if precision in artifacts:
@@ -428,6 +482,7 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
                    for r in runner.records.values()],
         "prepare": prep.result,
         "train": train_rec.result if train_rec else None,
+        "select": select_rec.result if select_rec else None,
         "export": exp.result,
         "ladder": ladder,
         "parity": par.result,

@@ -158,6 +158,12 @@ def write_html_report(report: dict[str, Any], path: str | Path) -> Path:
         if r["model"].startswith("tflite int8") or r["model"] == "pytorch":
             parts.append(_png_tag(r.get("scores_png"), f"score histogram {r['model']}", 520))
 
+    select = report.get("select")
+    if select:
+        parts.append(f"<p><b>Shipped: the {html.escape(select['shipped'])} model.</b> "
+                     f"{html.escape(select['reason'])} ({html.escape(Path(select['pairs']).name)}, identities "
+                     "disjoint from the test pairs).</p>")
+
     # Parity
     parity = report.get("parity") or {}
     if parity:

@@ -177,3 +177,16 @@ def test_budget_fails_when_the_app_after_deploy_loses_accuracy():
     assert failures == ["the app after deploy loses 0.50 points vs tflite int8 (budget 0.3)"]
     ladder[1]["accuracy_mean"] = 0.988
     assert budget_failures(BudgetSection(), ladder, {}, deploy) == []
+
+
+def test_the_shipped_model_is_chosen_off_the_test_pairs(tmp_path, lfw_pairs_dir):
+    """The start ships unless fine-tuning verifies strictly better, on pairs that share no person with the test."""
+    from toolkit.pipeline import check_selection_pairs, choose_shipped
+
+    assert choose_shipped({"accuracy_mean": 0.990}, {"accuracy_mean": 0.988})[0] == "start"
+    assert choose_shipped({"accuracy_mean": 0.990}, {"accuracy_mean": 0.990})[0] == "start"
+    shipped, why = choose_shipped({"accuracy_mean": 0.95}, {"accuracy_mean": 0.97})
+    assert shipped == "fine-tuned" and "95.00% to 97.00%" in why
+    check_selection_pairs(lfw_pairs_dir / "pairsDevTrain.txt", lfw_pairs_dir / "pairsDevTest.txt")  # View 1
+    with pytest.raises(ConfigError, match="shares .* identities with evaluate.pairs"):
+        check_selection_pairs(lfw_pairs_dir / "pairsDevTest.txt", lfw_pairs_dir / "pairs.txt")
