@@ -148,9 +148,13 @@ class KotlinPreprocessor:
         self._proc: subprocess.Popen | None = None
 
     def __enter__(self) -> "KotlinPreprocessor":
+        import tempfile
+
         java = find_kotlin().java
+        # stderr to a file, not a pipe nobody drains while the JVM runs (a long stack trace could block it).
+        self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen([java, "-cp", str(self.jar), f"{HARNESS_PACKAGE}.FtkJvmHarnessKt"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -164,6 +168,8 @@ class KotlinPreprocessor:
         except (OSError, subprocess.TimeoutExpired):
             proc.kill()
             proc.wait()
+        finally:
+            self._stderr.close()
 
     def aligned(self, sensor_rgb: np.ndarray, rotation: int, landmarks, mirrored: bool = False) -> np.ndarray:
         points = np.asarray(landmarks, np.float32).reshape(-1)
@@ -199,8 +205,10 @@ class KotlinPreprocessor:
             size = self.spec.input_size
             data = self._read(4 * size * size * 3)
         except (BrokenPipeError, EOFError) as exc:
-            err = self._proc.stderr.read().decode(errors="replace").strip() if self._proc.poll() is not None else ""
-            raise DependencyError(f"the JVM preprocessor stopped: {err or exc}") from None
+            self._proc.wait(timeout=10)
+            self._stderr.seek(0)
+            lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+            raise DependencyError(f"the JVM preprocessor stopped: {lines[0] if lines else exc}") from None
         return np.frombuffer(data, ">f4").astype(np.float32).reshape(size, size, 3)
 
     def _read(self, n: int) -> bytes:
