@@ -241,7 +241,10 @@ def test_refuses_without_manifest_and_clobbering_foreign_asset(tiny_export, andr
     foreign.unlink()
     deploy(tiny_export, android_app, variant="float32", asset_name="ftk_face.tflite", threshold=0.4)
     result = deploy(tiny_export, android_app, variant="int8", asset_name="ftk_face.tflite", threshold=0.4)
-    assert result.applied
+    assert result.applied and not any("no longer loaded" in w for w in result.warnings)
+    switched = deploy(tiny_export, android_app, variant="float32", threshold=0.4)  # default name: another file
+    assert any(f"{ASSETS}/ftk_face.tflite (written by an earlier ftk deploy) is no longer loaded" in w
+               for w in switched.warnings)
     assert (android_app / ASSETS / "ftk_face.tflite").read_bytes() == (tiny_export / "model_int8.tflite").read_bytes()
 
 
@@ -441,3 +444,31 @@ def test_threshold_auto_refuses_a_report_it_cannot_trust(tiny_export, android_ap
     out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "auto")
     assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert snapshot(android_app) == before
+
+
+def test_revert_dry_run_writes_nothing_and_force_needs_revert(tiny_export, android_app):
+    assert ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4").returncode == 0
+    after = snapshot(android_app)
+    journals = sorted(p.read_bytes() for p in (android_app / ".ftk-deploy").rglob("journal.json"))
+    dry = ftk("deploy", "--revert", "--dry-run", "--app", str(android_app))
+    assert dry.returncode == 0, dry.stderr
+    assert "would remove app/src/main/assets/ftk_tiny_int8.tflite" in dry.stdout and "nothing was written" in dry.stdout
+    assert snapshot(android_app) == after
+    assert sorted(p.read_bytes() for p in (android_app / ".ftk-deploy").rglob("journal.json")) == journals
+    force = ftk("deploy", str(tiny_export), "--app", str(android_app), "--force")
+    assert force.returncode == 2 and "--force only applies to --revert" in force.stderr
+    assert ftk("deploy", "--revert", "--app", str(android_app)).returncode == 0  # the real revert still works
+
+
+@pytest.mark.parametrize("name", ['face".tflite', "face$x.tflite", "../face.tflite", ".hidden.tflite", "face.bin",
+                                  "fa ce.tflite", "face\\n.tflite"])
+def test_unsafe_asset_names_are_refused(tiny_export, android_app, name):
+    before = snapshot(android_app)
+    out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--asset-name", name, "--threshold", "0.4")
+    assert out.returncode == 2 and "not a safe file name" in out.stderr, out.stderr
+    assert snapshot(android_app) == before
+
+
+def test_bump_runtime_to_an_unreleased_version_is_refused(tiny_export, android_app):
+    out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--bump-runtime", "2.99.0", "--dry-run")
+    assert out.returncode == 2 and "newer than the newest org.tensorflow:tensorflow-lite release" in out.stderr

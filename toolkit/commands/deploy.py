@@ -43,16 +43,22 @@ def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, v
     if revert:
         from toolkit.deploy import revert as revert_app
 
-        result = revert_app(app_dir, force=force)
+        result = revert_app(app_dir, force=force, dry_run=dry_run)
         if as_json:
             echo_json(result)
             return
-        click.echo(f"reverted {len(result.restored)} file(s), removed {len(result.removed)} from {result.backup}")
+        verb = ("would restore", "would remove") if dry_run else ("restored", "removed ")
+        head = "dry run: --revert would restore" if dry_run else "reverted"
+        click.echo(f"{head} {len(result.restored)} file(s) and remove {len(result.removed)} from {result.backup}")
         for path in result.restored:
-            click.echo(f"  restored {path}")
+            click.echo(f"  {verb[0]} {path}")
         for path in result.removed:
-            click.echo(f"  removed  {path}")
+            click.echo(f"  {verb[1]} {path}")
+        if dry_run:
+            click.echo("nothing was written")
         return
+    if force:
+        raise click.UsageError("--force only applies to --revert (revert even if the patched files were edited)")
     if model is None:
         raise click.UsageError("give the export folder or .tflite to deploy (or --revert)")
 

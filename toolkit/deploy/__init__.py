@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 VARIANTS = ("int8", "float32", "float16")
 # Hybrid (dynamic-range int8) kernels computed wrong results on runtimes up to and including 2.14 (measured).
 HYBRID_SAFE_FROM = "2.15.0"
+# The last org.tensorflow:tensorflow-lite release line on Maven; later runtimes ship as com.google.ai.edge.litert.
+NEWEST_TFLITE_RELEASE = "2.17.0"
+# An asset name goes into a Kotlin string literal and a file name: letters, digits, '.', '_', '-' only.
+SAFE_ASSET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}\.tflite")
 # Cosine thresholds above this are stricter than face-embedding models need (calibrated ones sit around 0.3-0.7).
 SUSPICIOUS_THRESHOLD = 0.9
 THRESHOLD_GAP_WARNING = 0.1
@@ -296,6 +300,11 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
         if parse_version(bump_runtime) < parse_version(runtime.version):
             raise InputError(f"--bump-runtime {bump_runtime} is older than the app's {runtime.version}",
                              hint="ftk deploy only moves the runtime forward")
+        if parse_version(bump_runtime) > parse_version(NEWEST_TFLITE_RELEASE):
+            raise InputError(f"--bump-runtime {bump_runtime} is newer than the newest org.tensorflow:tensorflow-lite "
+                             f"release ftk knows ({NEWEST_TFLITE_RELEASE})",
+                             hint="pass a released version, e.g. 2.16.1; later runtimes are LiteRT "
+                                  "(com.google.ai.edge.litert), a dependency change ftk does not make")
     verdict = compatibility_verdict(info, runtime.version, target_runtime, verify_runtime)
 
     warnings: list[str] = list(info.warnings)
@@ -304,8 +313,10 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
                                                         spec)
 
     asset_file = asset_name or _asset_name(spec, precision)
-    if Path(asset_file).name != asset_file or not asset_file.endswith(".tflite"):
-        raise InputError(f"asset name {asset_file!r} must be a plain file name ending in .tflite")
+    if not SAFE_ASSET_NAME.fullmatch(asset_file):
+        raise InputError(f"--asset-name {asset_file!r} is not a safe file name: it goes into assets/ and into a "
+                         "Kotlin string literal", hint="use letters, digits, '.', '_' and '-', ending in .tflite, "
+                                                       "e.g. ftk_face.tflite")
     asset_path = app.assets_dir / asset_file
     model_bytes = model_path.read_bytes()
     if asset_path.exists():
@@ -342,6 +353,12 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
         warnings.append(f"faces registered with the previous model ({', '.join(app.current_models)}, "
                         f"{'/'.join(str(d) for d in sorted(old_dims))}-d) are stored in {where} and are not "
                         f"comparable with {asset_file} ({spec.embedding_dim}-d){skipped}: re-enrol every face")
+    for old_model in app.current_models:
+        old_path = app.assets_dir / old_model
+        if old_model != asset_file and old_path.is_file() and \
+                _our_previous_asset(app_dir, old_path, old_path.read_bytes()):
+            warnings.append(f"{old_path.relative_to(app_dir)} (written by an earlier ftk deploy) is no longer loaded "
+                            "but stays in assets/: delete it to keep the APK small, or --revert that deploy first")
     dirty = git_dirty_files(app_dir, [c.path for c in changes if c.old is not None])
     if dirty:
         warnings.append("uncommitted git changes in files ftk deploy patches: " + ", ".join(dirty)
@@ -388,14 +405,15 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
     return result
 
 
-def revert(app_dir: str | Path, force: bool = False):
-    """Undo the last ``deploy`` of ``app_dir`` from its backup set (refuses if those files were edited since)."""
+def revert(app_dir: str | Path, force: bool = False, dry_run: bool = False):
+    """Undo the last ``deploy`` of ``app_dir`` from its backup set (refuses if those files were edited since).
+    ``dry_run`` checks everything and says what would be restored and removed, writing nothing."""
     from toolkit.deploy.transaction import revert_changes
 
     app_dir = Path(app_dir).resolve()
     if not app_dir.is_dir():
         raise InputError(f"app folder not found: {app_dir}")
-    return revert_changes(app_dir, force=force)
+    return revert_changes(app_dir, force=force, dry_run=dry_run)
 
 
 __all__ = ["CompatibilityError", "CompatibilityVerdict", "DeployResult", "deploy", "revert", "resolve_model"]

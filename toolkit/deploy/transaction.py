@@ -353,6 +353,7 @@ class RevertResult:
     backup: str
     restored: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    dry_run: bool = False
 
 
 def _read_journal(folder: Path) -> tuple[bytes, Any] | None:
@@ -477,7 +478,7 @@ def _current_bytes(path: Path, root: Path) -> bytes | None:
     return path.read_bytes()
 
 
-def revert_changes(root: Path, force: bool = False) -> RevertResult:
+def revert_changes(root: Path, force: bool = False, dry_run: bool = False) -> RevertResult:
     """Undo the most recent applied deploy: restore each file's previous content, delete files it added, and
     remove the folders it created (if still empty): the app ends byte for byte as it was."""
     root = Path(root).resolve()
@@ -502,6 +503,9 @@ def revert_changes(root: Path, force: bool = False) -> RevertResult:
                          + "; reverting would lose those edits", hint="commit or copy your edits, then revert again")
     to_write = _preflight([c for c in to_write if c.changed], root)
     deletions = _preflight(deletions, root)
+    if dry_run:  # every check above ran; nothing below writes
+        return RevertResult(app_dir=str(root), backup=str(folder), restored=[_rel(c.path, root) for c in to_write],
+                            removed=[_rel(c.path, root) for c in deletions], dry_run=True)
     _replace_all(to_write, root)
     for change in deletions:
         change.path.unlink()
