@@ -257,6 +257,163 @@ def regenerate_face_set(name: str, checkpoint: str | Path, images: str | Path, l
                                extra={"sources": sources, "seed": seed})
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# sets over ../shared: real faces and published weights that must not be copied into the repository
+# --------------------------------------------------------------------------------------------------------------------
+SHARED_SETS = "shared"  # reference_embeddings/shared/<name>/: manifest.json, embeddings.npy, distances.npy only
+MOBILEFACENET_LFW = "mobilefacenet-lfw"
+SHARED_FILES = ("embeddings.npy", "distances.npy")
+
+
+@dataclass
+class SharedVerifyResult:
+    name: str
+    faces: int
+    crops_changed: int  # crops whose bytes differ from the stored crop sha256 (alignment / crop drift)
+    max_crop_diff: float | None  # None: the stored crops are not kept, only their hashes
+    max_embedding_diff: float
+    max_distance_diff: float
+    tolerance: dict[str, float]
+
+    @property
+    def passed(self) -> bool:
+        return (not self.crops_changed and self.max_embedding_diff <= self.tolerance["embeddings_atol"]
+                and self.max_distance_diff <= self.tolerance["distances_atol"])
+
+
+def _shared_file(shared: Path, rel: str, sha256: str | None, what: str) -> Path:
+    path = (shared / rel).resolve()
+    if not path.is_relative_to(shared.resolve()) or not path.is_file():
+        raise InputError(f"{what} {rel} not found under {shared}", hint="set FTK_SHARED to the shared data folder")
+    if sha256 is not None and sha256_file(path) != sha256:
+        raise InputError(f"{what} {rel} under {shared} differs from the one the reference set was made from")
+    return path
+
+
+def _shared_crops(shared: Path, spec: ModelSpec, faces: list[dict[str, Any]]) -> tuple[np.ndarray, list[str]]:
+    from PIL import Image
+
+    from toolkit.data.crop import crop_face
+
+    crops = []
+    for face in faces:
+        with Image.open(_shared_file(shared, face["image"], face["image_sha256"], "image")) as im:
+            crops.append(crop_face(im.convert("RGB"), spec, face["box"], [tuple(p) for p in face["landmarks"]]))
+    stack = np.stack(crops)
+    return stack, [sha256_bytes(c.tobytes()) for c in stack]
+
+
+def sha256_bytes(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def regenerate_shared_face_set(name: str, backbone: str, shared: str | Path, weights: str, images: str,
+                               limit: int = 32, seed: int = 0, root: Path | None = None,
+                               overwrite: bool = False) -> Path:
+    """A golden set over ../shared: ``limit`` LFW images (spread over people), their MTCNN box and landmarks, the
+    hash of each crop, and the embeddings of the published ``weights``. Only hashes, detections and embeddings are
+    written; the images and weights stay in ../shared and are read again by :func:`verify_shared_face_set`."""
+    from PIL import Image
+
+    from toolkit.data.detect import FaceDetector, list_images, pick_face
+    from toolkit.data.faces import spread_sample
+    from toolkit.export import tool_versions
+    from toolkit.models.registry import default_spec
+
+    shared = Path(shared)
+    dest = (root or reference_root()) / SHARED_SETS / name
+    if dest.exists() and not overwrite:
+        raise OutputExistsError(f"reference set {dest} exists", hint="pass --overwrite to regenerate it")
+    weights_path = _shared_file(shared, weights, None, "weights")
+    spec = default_spec(backbone)
+    paths = spread_sample(list_images(shared / images), limit + 8, seed)
+    faces = []
+    for path, found in zip(paths, FaceDetector().detect_files(paths)):
+        with Image.open(path) as im:
+            face = None if isinstance(found, str) else pick_face(found, im.size, "center")
+        if face is not None and len(faces) < limit:
+            faces.append({"image": str(path.relative_to(shared)), "image_sha256": sha256_file(path),
+                          "box": [float(v) for v in face.box],
+                          "landmarks": [[float(x), float(y)] for x, y in face.landmarks]})
+    crops, hashes = _shared_crops(shared, spec, faces)
+    for face, digest in zip(faces, hashes):
+        face["crop_sha256"] = digest
+    embeddings = _embed_with_spec(weights_path, spec, crops).astype(np.float32)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
+    try:
+        np.save(staging / "embeddings.npy", embeddings, allow_pickle=False)
+        np.save(staging / "distances.npy", distance_matrix(embeddings), allow_pickle=False)
+        write_json_atomic(staging / "manifest.json", {
+            "format": REFERENCE_FORMAT, "name": name, "kind": "shared-faces",
+            "description": f"{backbone} ({weights}) on {len(faces)} LFW faces from ../shared: guards detection "
+                           "hand-off, crop/alignment, normalisation and the model code",
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "spec": spec.to_dict(), "weights": {"path": weights, "sha256": sha256_file(weights_path)},
+            "faces": faces, "tolerance": dict(DEFAULT_TOLERANCE), "tools": tool_versions(),
+            "files": {f: {"sha256": sha256_file(staging / f)} for f in SHARED_FILES},
+            "regenerate": f"python -m toolkit.reference regenerate-shared {name} --overwrite"})
+        for f in staging.iterdir():
+            f.chmod(0o644)
+        staging.chmod(0o755)
+        if dest.exists():
+            shutil.rmtree(dest)
+        staging.rename(dest)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    log.info("wrote reference set %s (%d faces)", dest, len(faces))
+    return dest
+
+
+def verify_shared_face_set(name: str, shared: str | Path, root: Path | None = None,
+                           spec: ModelSpec | None = None) -> SharedVerifyResult:
+    """Re-crop the stored faces from ../shared with today's code, embed them with the stored weights, compare.
+    ``spec`` replaces the stored spec (to show that a changed contract is caught)."""
+    folder = (root or reference_root()) / SHARED_SETS / name
+    if not (folder / "manifest.json").is_file():
+        raise InputError(f"no reference set {name!r} in {folder.parent}")
+    manifest = read_json(folder / "manifest.json", "reference manifest")
+    for file in SHARED_FILES:
+        if sha256_file(folder / file) != manifest["files"][file]["sha256"]:
+            raise InputError(f"reference set {name}: {file} does not match its manifest sha256")
+    shared = Path(shared)
+    weights = _shared_file(shared, manifest["weights"]["path"], manifest["weights"]["sha256"], "weights")
+    use = spec or ModelSpec.from_dict(manifest["spec"])
+    crops, hashes = _shared_crops(shared, use, manifest["faces"])
+    emb = _embed_with_spec(weights, use, crops)
+    golden = np.load(folder / "embeddings.npy", allow_pickle=False)
+    tolerance = dict(DEFAULT_TOLERANCE) | dict(manifest.get("tolerance") or {})
+    changed = sum(h != f["crop_sha256"] for h, f in zip(hashes, manifest["faces"]))
+    return SharedVerifyResult(name=name, faces=len(hashes), crops_changed=int(changed), max_crop_diff=None,
+                              max_embedding_diff=float(np.abs(emb - golden).max()),
+                              max_distance_diff=float(np.abs(distance_matrix(emb) - np.load(
+                                  folder / "distances.npy", allow_pickle=False)).max()),
+                              tolerance=tolerance)
+
+
+def _embed_with_spec(weights: Path, spec: ModelSpec, crops: np.ndarray) -> np.ndarray:
+    """The published weights in ftk's EmbeddingModel under ``spec`` (its normalisation, channel order, L2)."""
+    import torch
+
+    from toolkit.models.face_model import EmbeddingModel
+    from toolkit.models.registry import create_backbone, load_backbone_weights, load_state_dict_file
+
+    backbone = create_backbone(spec)
+    load_backbone_weights(backbone, load_state_dict_file(weights), weights.name)
+    model = EmbeddingModel(backbone, spec).eval()
+    with torch.no_grad():
+        return model(torch.from_numpy(crops.astype(np.float32))).numpy()
+
+
+def default_shared() -> Path:
+    """``$FTK_SHARED`` or ``../shared`` beside the checkout."""
+    env = os.environ.get("FTK_SHARED")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m toolkit.reference", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -269,6 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     faces.add_argument("--images", required=True)
     faces.add_argument("--limit", type=int, default=32)
     faces.add_argument("--overwrite", action="store_true")
+    shared = sub.add_parser("regenerate-shared", help=f"rewrite the {MOBILEFACENET_LFW} set from ../shared")
+    shared.add_argument("name", choices=[MOBILEFACENET_LFW])
+    shared.add_argument("--shared", default=None, help="the shared folder (default $FTK_SHARED or ../shared)")
+    shared.add_argument("--limit", type=int, default=32)
+    shared.add_argument("--overwrite", action="store_true")
     verify = sub.add_parser("verify", help="check the current code reproduces stored sets")
     verify.add_argument("names", nargs="*")
     args = parser.parse_args(argv)
@@ -276,6 +438,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "regenerate":
             print(f"wrote {regenerate_tiny_synthetic(overwrite=args.overwrite)}")
+        elif args.cmd == "regenerate-shared":
+            path = regenerate_shared_face_set(args.name, "mobilefacenet", args.shared or default_shared(),
+                                              "models/mobilefacenet-ms1m/mobilefacenet.pt",
+                                              "data/lfw/lfw-deepfunneled", args.limit, overwrite=args.overwrite)
+            print(f"wrote {path}")
         elif args.cmd == "regenerate-faces":
             print(f"wrote {regenerate_face_set(args.name, args.checkpoint, args.images, args.limit, overwrite=args.overwrite)}")
         else:
@@ -285,6 +452,13 @@ def main(argv: list[str] | None = None) -> int:
                 failed += not r.passed
                 print(f"{name}: {'ok' if r.passed else 'DRIFT'} (max embedding diff {r.max_embedding_diff:.2e}, "
                       f"max distance diff {r.max_distance_diff:.2e}, tolerance {r.tolerance})")
+            shared_dir = reference_root() / SHARED_SETS
+            for name in sorted(p.name for p in shared_dir.iterdir()) if shared_dir.is_dir() and not args.names else []:
+                r = verify_shared_face_set(name, default_shared())
+                failed += not r.passed
+                print(f"{name}: {'ok' if r.passed else 'DRIFT'} ({r.faces} faces from ../shared, {r.crops_changed} "
+                      f"crops changed, max embedding diff {r.max_embedding_diff:.2e}, max distance diff "
+                      f"{r.max_distance_diff:.2e})")
             return 1 if failed else 0
     except ToolkitError as exc:
         print(f"error: {exc}", file=sys.stderr)
