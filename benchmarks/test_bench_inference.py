@@ -4,7 +4,7 @@ Run (see benchmarks/README.md)::
 
     .venv/bin/python -m pytest benchmarks/test_bench_inference.py --benchmark-json=/tmp/bench-$(date +%s).json
 
-* ``test_inference``: one ``invoke()`` of LiteRT float32 / int8 and one PyTorch-eager forward (batch 1) at 1 and 2
+* ``test_inference``: one ``invoke()`` of LiteRT float32 / float16 / int8 and one PyTorch-eager forward (batch 1) at 1 and 2
   threads, on the tiny backbone (made here, seconds) and on InceptionResnetV1 160x160 when an export folder is given
   with ``FTK_BENCH_EXPORT=DIR`` (model_float32.tflite, model_int8.tflite; ``FTK_BENCH_CHECKPOINT=CKPT`` for eager).
 * ``test_harness_overhead``: ftk bench's timed call (``LiteRTRunner.invoke_ns``) vs a bare ``interpreter.invoke``.
@@ -29,7 +29,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     import torch
 
     from toolkit.checkpoint import CheckpointMeta, save_checkpoint
-    from toolkit.export import convert_float32, quantize_int8_static, sample_input
+    from toolkit.export import convert_float16, convert_float32, quantize_int8_static, sample_input
     from toolkit.init_checkpoint import recalibrate_batchnorm
     from toolkit.io import write_json_atomic
     from toolkit.models.face_model import FaceModel, embedding_model_from
@@ -44,16 +44,18 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
     save_checkpoint(out / "tiny.pt", model, CheckpointMeta(spec=spec))
     module = embedding_model_from(model.eval())
     convert_float32(module, sample_input(spec), out / "model_float32.tflite")
+    convert_float16(out / "model_float32.tflite", out / "model_float16.tflite")
     quantize_int8_static(module, sample_input(spec), faces, out / "model_int8.tflite")
     write_json_atomic(out / "manifest.json", {"spec": spec.to_dict()})
-    return {"float32": out / "model_float32.tflite", "int8": out / "model_int8.tflite", "pytorch": out / "tiny.pt"}
+    return {"float32": out / "model_float32.tflite", "float16": out / "model_float16.tflite",
+            "int8": out / "model_int8.tflite", "pytorch": out / "tiny.pt"}
 
 
 def real_models() -> dict[str, Path] | None:
     export = os.environ.get("FTK_BENCH_EXPORT")
     if not export:
         return None
-    models = {p: Path(export) / f"model_{p}.tflite" for p in ("float32", "int8")}
+    models = {p: Path(export) / f"model_{p}.tflite" for p in ("float32", "float16", "int8")}
     models = {k: v for k, v in models.items() if v.is_file()}
     if os.environ.get("FTK_BENCH_CHECKPOINT"):
         models["pytorch"] = Path(os.environ["FTK_BENCH_CHECKPOINT"])
@@ -67,7 +69,7 @@ def make_runner(kind: str, path: Path, threads: int):
 
 
 @pytest.mark.parametrize("threads", THREADS)
-@pytest.mark.parametrize("kind", ["float32", "int8", "pytorch"])
+@pytest.mark.parametrize("kind", ["float32", "float16", "int8", "pytorch"])
 @pytest.mark.parametrize("model", ["tiny", "inception_resnet_v1"])
 def test_inference(benchmark, tiny_models, model, kind, threads):
     models = tiny_models if model == "tiny" else real_models()

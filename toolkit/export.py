@@ -47,8 +47,9 @@ log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "ftk.export/1"
 MANIFEST_NAME = "manifest.json"
-ARTIFACT_NAMES = {"float32": "model_float32.tflite", "int8": "model_int8.tflite"}
-QUANTIZE_CHOICES = ("int8",)
+ARTIFACT_NAMES = {"float32": "model_float32.tflite", "int8": "model_int8.tflite",
+                  "float16": "model_float16.tflite"}
+QUANTIZE_CHOICES = ("int8", "float16")
 MIN_CALIBRATION_FACES = 16
 WARN_CALIBRATION_FACES = 100
 DEFAULT_CALIBRATION_LIMIT = 300
@@ -83,6 +84,7 @@ class ExportResult:
     total_seconds: float = 0.0
     process_peak_rss_bytes: int = 0
     removed_stale: list[str] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=dict)  # load, crops, fold, calibrate, convert, check (s)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -97,6 +99,7 @@ class ExportResult:
             "calibration_faces": self.calibration_faces,
             "folded_blocks": self.folded_blocks,
             "total_seconds": round(self.total_seconds, 2),
+            "stages_seconds": {k: round(v, 2) for k, v in self.stages.items()},
         }
 
 
@@ -219,15 +222,21 @@ def convert_float32(module: "nn.Module", sample: "torch.Tensor", path: str | Pat
                            hint="run with -vv for the full traceback") from exc
 
 
-def _conv_relu6_quantizer(quantization_config: Any) -> Any:
-    """litert-torch's PT2EQuantizer plus one pattern it lacks: conv -> ReLU6 (``aten.hardtanh(0, 6)``).
+def _ftk_quantizer(quantization_config: Any, float_layers: tuple[str, ...] = ()) -> Any:
+    """litert-torch's PT2EQuantizer plus what it lacks for a fully integer MobileFaceNet.
 
-    The stock quantizer fuses conv + ReLU but not conv + ReLU6: it observes the conv output *before* the clamp and
-    lets ReLU6 share that range. The int8 scale then spans the whole pre-activation range (negatives and values far
-    above 6), so the clamped tensor MobileFaceNet actually passes on uses a fraction of the 256 levels. Annotating
-    the pair like conv + ReLU (no observer between them, one on the clamp's output) gives the range [0, 6] at most
-    and lets the converter fuse RELU6 into CONV_2D / DEPTHWISE_CONV_2D: same op list, measured mean cosine to
-    PyTorch 0.965 -> 0.995 on MobileFaceNet (docs/export.md).
+    - **conv -> ReLU6** (``aten.hardtanh(0, 6)``) as one fused pattern. The stock quantizer fuses conv + ReLU but
+      not conv + ReLU6: it observes the conv output *before* the clamp and lets ReLU6 share that range, so the int8
+      scale spans the whole pre-activation range. Annotated like conv + ReLU (no observer between them, one on the
+      clamp's output), the range is [0, 6] at most and the converter fuses RELU6 into CONV_2D / DEPTHWISE_CONV_2D
+      (measured mean cosine to PyTorch 0.965 -> 0.995 on MobileFaceNet, docs/export.md).
+    - **residual add** (``aten.add.Tensor`` of two tensors). The stock ``add`` annotator finds adds through
+      ``source_fn_stack``, which ``torch.export`` (non-strict, torch >= 2.5) no longer records, so every residual
+      ADD stayed float between a DEQUANTIZE and a QUANTIZE. Annotated here directly on the aten node (both inputs
+      and the output observed), it becomes an int8 ADD.
+    - **layers kept in float** (``float_layers``, module names inside the backbone, e.g. ``conv3``): their nodes
+      are marked annotated without any quantisation spec before any annotator runs, so none claims them; the
+      converter puts DEQUANTIZE before and QUANTIZE after them.
     """
     from litert_torch.quantize import pt2e_quantizer_utils as qutils
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer
@@ -236,6 +245,22 @@ def _conv_relu6_quantizer(quantization_config: Any) -> Any:
 
     conv_ops = (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default, torch.ops.aten.convolution.default)
     clamp_ops = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default)
+    add_ops = (torch.ops.aten.add.Tensor, torch.ops.aten.add_.Tensor)
+    prefixes = tuple(f"backbone.{name}" for name in float_layers)
+
+    def in_float_layer(node: Node) -> bool:
+        for path, _ in (node.meta.get("nn_module_stack") or {}).values():
+            if any(path == p or path.startswith(p + ".") for p in prefixes):
+                return True
+        return False
+
+    def keep_float(model: "torch.fx.GraphModule") -> int:
+        count = 0
+        for node in model.graph.nodes:
+            if node.op == "call_function" and prefixes and in_float_layer(node):
+                node.meta["quantization_annotation"] = qutils.QuantizationAnnotation(_annotated=True)
+                count += 1
+        return count
 
     def annotate_conv_relu6(model: "torch.fx.GraphModule", config: Any) -> int:
         count = 0
@@ -263,48 +288,143 @@ def _conv_relu6_quantizer(quantization_config: Any) -> Any:
             count += 1
         return count
 
-    class ConvReLU6Quantizer(PT2EQuantizer):
+    def annotate_add(model: "torch.fx.GraphModule", config: Any) -> int:
+        count = 0
+        for node in model.graph.nodes:
+            if node.op != "call_function" or node.target not in add_ops or len(node.args) < 2:
+                continue
+            a, b = node.args[0], node.args[1]
+            # Tensor + tensor only: the in-graph normalisation's constants and scalar adds stay as they are.
+            if not (isinstance(a, Node) and isinstance(b, Node)) or "get_attr" in (a.op, b.op):
+                continue
+            if qutils._is_annotated([node]):
+                continue
+            node.meta["quantization_annotation"] = qutils.QuantizationAnnotation(
+                input_qspec_map={a: qutils.get_input_act_qspec(config), b: qutils.get_input_act_qspec(config)},
+                output_qspec=qutils.get_output_act_qspec(config), _annotated=True)
+            count += 1
+        return count
+
+    class FtkQuantizer(PT2EQuantizer):
         fused_relu6 = 0
+        integer_adds = 0
+        float_nodes = 0
 
         def annotate(self, model: "torch.fx.GraphModule") -> "torch.fx.GraphModule":
+            self.float_nodes = keep_float(model)
             # Before the stock patterns, so its "conv" annotator no longer claims these convs.
             self.fused_relu6 = annotate_conv_relu6(model, self.global_config)
+            self.integer_adds = annotate_add(model, self.global_config)
             return super().annotate(model)
 
-    return ConvReLU6Quantizer().set_global(quantization_config)
+    return FtkQuantizer().set_global(quantization_config)
+
+
+# Kept for callers of the earlier name (benchmarks, notes): the same quantizer without float layers.
+def _conv_relu6_quantizer(quantization_config: Any) -> Any:
+    return _ftk_quantizer(quantization_config)
+
+
+CALIBRATION_BATCH = 32
+
+
+def _observers(prepared: "torch.fx.GraphModule") -> list[tuple[str, Any, str, int]]:
+    """Each observer call in a prepared graph, in graph order: (attribute name, module, what it observes, group).
+
+    ``group`` numbers the distinct observer objects: a shared quantisation spec makes several attribute names
+    refer to one observer, and that sharing has to be the same in two graphs for their observers to correspond.
+    """
+    from torchao.quantization.pt2e import ObserverBase
+
+    out, groups = [], {}
+    for node in prepared.graph.nodes:
+        if node.op != "call_module":
+            continue
+        module = prepared.get_submodule(str(node.target))
+        if not isinstance(module, ObserverBase):
+            continue
+        src = node.args[0] if node.args else None
+        group = groups.setdefault(id(module), len(groups))
+        out.append((str(node.target), module, str(getattr(src, "target", src)), group))
+    return out
+
+
+def prepare_and_calibrate(module: "nn.Module", sample: "torch.Tensor", calibration_faces: np.ndarray,
+                          quantizer: Any, batch_size: int = CALIBRATION_BATCH, progress: bool = False,
+                          ) -> tuple["torch.fx.GraphModule", dict[str, Any]]:
+    """The batch-1 PT2E-prepared graph with every observer filled from ``calibration_faces``.
+
+    Observation runs in batches on a second graph exported with a dynamic batch dimension (the same module, the
+    same quantizer, so the same observers in the same order); their state is then moved into the batch-1 graph
+    the app needs. With ``batch_size`` 1, or if the two graphs' observers do not line up, it calibrates the
+    batch-1 graph face by face. Returns (prepared graph, {"batch_size", "batched", "seconds"}).
+    """
+    import torch
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+    t0 = time.perf_counter()
+    faces = calibration_faces
+    single = prepare_pt2e(torch.export.export(module, (sample,)).module(), quantizer)
+    counts = (quantizer.fused_relu6, quantizer.integer_adds, quantizer.float_nodes)
+    batched = None
+    if batch_size > 1 and len(faces) > 1:
+        try:
+            n = min(batch_size, len(faces))
+            example = sample.expand(max(n, 2), *sample.shape[1:]).contiguous()
+            dims = {"x": {0: torch.export.Dim("batch", min=1, max=max(batch_size, 2))}}
+            exported = torch.export.export(module, (example,), dynamic_shapes=dims).module()
+            batched = prepare_pt2e(exported, quantizer)
+        except Exception as exc:  # noqa: BLE001 - any tracing failure: fall back to batch 1
+            log.warning("int8: no batched calibration graph (%s); calibrating face by face", _first_line(exc))
+            batched = None
+    if batched is not None:
+        obs_b, obs_1 = _observers(batched), _observers(single)
+        if [(n, t, g) for n, _, t, g in obs_b] != [(n, t, g) for n, _, t, g in obs_1]:
+            log.warning("int8: the batched graph's observers differ from the batch-1 graph's; calibrating face "
+                        "by face")
+            batched = None
+    log.debug("int8: graphs prepared in %.1f s", time.perf_counter() - t0)
+    step = batch_size if batched is not None else 1
+    target = batched if batched is not None else single
+    starts: Any = range(0, len(faces), step)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="calibrating int8", unit="batch" if step > 1 else "face")
+    with torch.no_grad():
+        for i in starts:
+            target(torch.from_numpy(faces[i : i + step].astype(np.float32)))
+    if batched is not None:
+        for name, observer, _, _ in obs_b:  # same names, same sharing: the filled observers replace the empty ones
+            setattr(single, name, observer)
+    quantizer.fused_relu6, quantizer.integer_adds, quantizer.float_nodes = counts
+    return single, {"batch_size": step, "batched": batched is not None,
+                    "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def quantize_int8_static(module: "nn.Module", sample: "torch.Tensor", calibration_faces: np.ndarray,
-                         path: str | Path, progress: bool = False) -> dict[str, Any]:
+                         path: str | Path, progress: bool = False, float_layers: tuple[str, ...] = (),
+                         batch_size: int = 1) -> dict[str, Any]:
     """Full-integer int8 via litert-torch's PT2E quantizer, calibrated on ``calibration_faces`` (uint8 NHWC).
 
     Weights: int8 per-channel symmetric. Activations: int8 per-tensor (histogram observers), with conv + ReLU6
-    annotated as one fused pattern (see :func:`_conv_relu6_quantizer`). I/O: float32. Returns what the quantiser
-    did, for the manifest (``{"fused_conv_relu6": N}``).
+    fused and residual adds integer (see :func:`_ftk_quantizer`); ``float_layers`` (backbone module names) stay
+    float. I/O: float32. Returns what the quantiser did, for the manifest, with the calibrate/convert seconds.
     """
     import litert_torch
-    import torch
     from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import move_exported_model_to_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     refuse_training_mode(module)
-    quantizer = _conv_relu6_quantizer(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
-    try:
-        exported = torch.export.export(module, (sample,)).module()
-        prepared = prepare_pt2e(exported, quantizer)
-        log.info("int8: %d conv + ReLU6 pairs quantised as fused patterns", quantizer.fused_relu6)
-        faces = calibration_faces
-        iterator: Any = range(len(faces))
-        if progress:
-            from tqdm import tqdm
-
-            iterator = tqdm(iterator, desc="calibrating int8", unit="face")
-        with torch.no_grad():
-            # The exported graph has the app's static batch of 1.
-            for i in iterator:
-                prepared(torch.from_numpy(faces[i : i + 1].astype(np.float32)))
+    quantizer = _ftk_quantizer(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False),
+                               tuple(float_layers))
+    with _converter_errors("PT2E int8 quantisation/conversion failed"):
+        prepared, calib = prepare_and_calibrate(module, sample, calibration_faces, quantizer, batch_size, progress)
+        log.info("int8: %d conv + ReLU6 pairs fused, %d residual adds integer, %d nodes kept float",
+                 quantizer.fused_relu6, quantizer.integer_adds, quantizer.float_nodes)
+        t0 = time.perf_counter()
         converted = convert_pt2e(prepared, fold_quantize=False)
         # The graph was captured from an eval-mode module; an exported GraphModule still carries training=True,
         # which litert-torch warns about. Mark it eval the exported-model way (dropout/BN patterns) and clear the flag.
@@ -314,39 +434,94 @@ def quantize_int8_static(module: "nn.Module", sample: "torch.Tensor", calibratio
         with litert_progress(progress):
             edge = litert_torch.convert(converted, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
             edge.export(str(path))
+        convert_seconds = time.perf_counter() - t0
+    return {"fused_conv_relu6": quantizer.fused_relu6, "integer_adds": quantizer.integer_adds,
+            "float_nodes": quantizer.float_nodes, "calibration_batch": calib["batch_size"],
+            "calibrate_seconds": calib["seconds"], "convert_seconds": round(convert_seconds, 2)}
+
+
+@contextlib.contextmanager
+def _converter_errors(message: str) -> Iterator[None]:
+    """Converter/quantiser exceptions (many types) -> ExportFailed("MESSAGE: first line"); ftk's own pass."""
+    try:
+        yield
     except ToolkitError:
         raise
     except Exception as exc:  # noqa: BLE001
-        log.debug("int8 quantisation failed", exc_info=True)
-        raise ExportFailed(f"PT2E int8 quantisation/conversion failed: {_first_line(exc)}",
-                           hint="run with -vv for the full traceback") from exc
-    return {"fused_conv_relu6": quantizer.fused_relu6}
+        log.debug("%s", message, exc_info=True)
+        raise ExportFailed(f"{message}: {_first_line(exc)}", hint="run with -vv for the full traceback") from exc
 
 
-def fold_for_int8(module: "nn.Module", check_faces: np.ndarray) -> tuple["nn.Module", int, float]:
-    """A copy of ``module`` with InceptionResnetV1's residual scales folded into the preceding 1x1 convs.
+_DEQUANTIZE_CODE = 6  # tflite BuiltinOperator.DEQUANTIZE
+FLOAT16_RECIPE = [{
+    "regex": ".*",
+    "operation": "*",
+    "algorithm_key": "float_casting",
+    "op_config": {
+        "weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
+        "compute_precision": "FLOAT",
+        "explicit_dequantize": True,
+    },
+}]
 
-    Returns (folded copy, blocks folded, max |embedding difference| on ``check_faces``); refuses a fold that changes
-    the float embeddings by more than rounding.
+
+def convert_float16(float32_path: str | Path, path: str | Path) -> None:
+    """float16 weights, float32 compute and I/O, from the float32 file (no second conversion).
+
+    ai-edge-quantizer's ``float_casting`` stores the CONV_2D / DEPTHWISE_CONV_2D / FULLY_CONNECTED weights as
+    float16 with an explicit DEQUANTIZE to float32 in front of each: the standard TFLite float16 layout, which
+    the CPU kernels run in float32 and the GPU delegate in float16.
+    """
+    with _converter_errors("ai-edge-quantizer could not make the float16 model"):
+        from ai_edge_quantizer import quantizer as aeq
+
+        from ai_edge_litert.tools import flatbuffer_utils
+
+        q = aeq.Quantizer(str(float32_path), FLOAT16_RECIPE)
+        result = q.quantize(enable_progress_bar=False, enable_progress_report=False)
+        # ai-edge-quantizer always writes the weights as external buffers (after the flatbuffer), which needs
+        # TFLite 2.14; the app runs 2.12. Reading resolves them; writing again puts them inside the flatbuffer.
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(result.quantized_model))
+        for opcode in model.operatorCodes:
+            code = max(opcode.builtinCode, opcode.deprecatedBuiltinCode)
+            if code == _DEQUANTIZE_CODE:
+                # DEQUANTIZE from float16 is op version 3 in TFLite's versioning (the quantizer writes 1).
+                opcode.version = max(opcode.version, 3)
+        Path(path).write_bytes(bytes(flatbuffer_utils.convert_object_to_bytearray(model)))
+
+
+def fold_for_export(module: "nn.Module", check_faces: np.ndarray) -> tuple["nn.Module", dict[str, Any]]:
+    """A copy of ``module`` with exact folds applied, shared by every precision of one export.
+
+    - InceptionResnetV1: the residual scales into the preceding 1x1 convs (:func:`fold_residual_scales`);
+    - MobileFaceNet: the final BatchNorm1d into ``conv3`` (:func:`fold_final_batchnorm`).
+
+    Returns (folded copy, {"residual_scales", "final_batchnorm", "max_abs_diff"}); refuses a fold that changes
+    the float embeddings by more than rounding (checked on up to 8 of ``check_faces``).
     """
     import torch
 
     from toolkit.models.inception_resnet import fold_residual_scales
+    from toolkit.models.mobilefacenet import fold_final_batchnorm
 
     folded = copy.deepcopy(module)
-    count = fold_residual_scales(folded)
+    scales = fold_residual_scales(folded)
+    bns = fold_final_batchnorm(folded)
     max_diff = 0.0
-    if count and len(check_faces):
-        x = torch.from_numpy(check_faces[:8].astype(np.float32))
+    if (scales or bns) and len(check_faces):
+        x = torch.from_numpy(np.asarray(check_faces[:8]).astype(np.float32))
         with torch.no_grad():
-            for i in range(len(x)):
-                a = module(x[i : i + 1])
-                b = folded(x[i : i + 1])
-                max_diff = max(max_diff, float((a - b).abs().max()))
+            max_diff = float((module(x) - folded(x)).abs().max())
         if not max_diff <= FOLD_TOLERANCE:  # also catches NaN
-            raise ExportFailed(f"folding residual scales changed the float embeddings by {max_diff:.3g} "
-                               f"(> {FOLD_TOLERANCE}); refusing to quantise a different model")
-    return folded, count, max_diff
+            raise ExportFailed(f"folding changed the float embeddings by {max_diff:.3g} "
+                               f"(> {FOLD_TOLERANCE}); refusing to export a different model")
+    return folded, {"residual_scales": scales, "final_batchnorm": bns, "max_abs_diff": max_diff}
+
+
+def fold_for_int8(module: "nn.Module", check_faces: np.ndarray) -> tuple["nn.Module", int, float]:
+    """Earlier interface of :func:`fold_for_export`: (folded copy, residual scales folded, max abs diff)."""
+    folded, info = fold_for_export(module, check_faces)
+    return folded, info["residual_scales"], info["max_abs_diff"]
 
 
 def inspect_artifact(path: Path) -> dict[str, Any]:
@@ -385,6 +560,40 @@ def _first_line(exc: BaseException) -> str:
 # --------------------------------------------------------------------------------------------------------------------
 # the stage
 # --------------------------------------------------------------------------------------------------------------------
+def parse_quantize(quantize: str | None) -> list[str]:
+    """``--quantize`` -> the extra precisions in a fixed order: None -> [], "int8,float16" -> ["int8", "float16"]."""
+    if quantize is None or str(quantize).strip() == "":
+        return []
+    parts = [p.strip().lower() for p in str(quantize).split(",") if p.strip()]
+    for part in parts:
+        if part not in QUANTIZE_CHOICES:
+            hint = ("dynamic-range (hybrid) int8 is not offered: its embeddings were wrong on TFLite 2.12/2.14 "
+                    "runtimes" if "dyn" in part or "hybrid" in part
+                    else f"choose {', '.join(QUANTIZE_CHOICES)}, or both comma-separated (int8,float16)")
+            raise InputError(f"unknown --quantize {quantize!r}", hint=hint)
+    return [p for p in QUANTIZE_CHOICES if p in parts]
+
+
+def _validate_float_layers(backbone: "nn.Module", names: tuple[str, ...]) -> tuple[str, ...]:
+    known = {name for name, _ in backbone.named_modules() if name}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=3)
+        raise InputError(f"--keep-float: no layer {unknown[0]!r} in the backbone",
+                         hint=("did you mean " + ", ".join(close) + "? " if close else "")
+                              + "ftk parity-check --layers lists the layer names")
+    return tuple(names)
+
+
+def _estimated_bytes(module: "nn.Module", precisions: list[str]) -> int:
+    """What the artifacts will take on disk, from the parameter count (+ graph overhead), with a margin."""
+    params = sum(p.numel() for p in module.parameters()) + sum(b.numel() for b in module.buffers())
+    per_param = {"float32": 4.0, "float16": 2.2, "int8": 1.3}
+    return int(sum(params * per_param[p] + 256 * 1024 for p in precisions) * 1.1) + 64 * 1024
+
+
 def export_model(
     checkpoint: "str | Path | LoadedCheckpoint",
     out_dir: str | Path,
@@ -395,39 +604,48 @@ def export_model(
     overwrite: bool = False,
     progress: bool = True,
     seed: int = 0,
+    keep_float: tuple[str, ...] | list[str] = (),
+    calibration_batch: int = 1,
 ) -> ExportResult:
-    """Export ``checkpoint`` to ``out_dir``: model_float32.tflite (+ model_int8.tflite) + manifest.json."""
+    """Export ``checkpoint`` to ``out_dir``: model_float32.tflite (+ model_int8 / model_float16) + manifest.json.
+
+    ``quantize``: None, "int8", "float16" or "int8,float16". ``keep_float``: backbone layer names the int8 graph
+    leaves in float. ``calibration_batch``: faces per observation step (a batch-dimension graph when > 1).
+    """
     from toolkit.checkpoint import LoadedCheckpoint, load_checkpoint
 
     started = time.perf_counter()
-    if quantize is not None and quantize not in QUANTIZE_CHOICES:
-        hint = ("dynamic-range (hybrid) int8 is not offered: its embeddings were wrong on TFLite 2.12/2.14 runtimes"
-                if "dyn" in str(quantize).lower() or "hybrid" in str(quantize).lower()
-                else f"choose one of {', '.join(QUANTIZE_CHOICES)}")
-        raise InputError(f"unknown --quantize {quantize!r}", hint=hint)
-    if quantize and calibration is None:
+    extra = parse_quantize(quantize)
+    int8 = "int8" in extra
+    if int8 and calibration is None:
         raise InputError("int8 export needs calibration faces",
                          hint="pass --calibration DIR_OR_CSV with a few hundred real face photos")
-    if quantize and calibration_limit < MIN_CALIBRATION_FACES:
+    if int8 and calibration_limit < MIN_CALIBRATION_FACES:
         raise InputError(f"--calibration-limit {calibration_limit} is too small; int8 needs at least "
                          f"{MIN_CALIBRATION_FACES} calibration faces (a few hundred recommended)")
-    if calibration is not None and not quantize:
+    if calibration is not None and not int8:
         log.warning("--calibration is only used with --quantize int8; ignoring it")
+    if keep_float and not int8:
+        raise InputError("--keep-float only applies to the int8 export", hint="add --quantize int8")
+    if calibration_batch < 1:
+        raise InputError(f"--calibration-batch must be >= 1, got {calibration_batch}")
     if input_size is not None and input_size < 8:
         raise InputError(f"--input-size must be >= 8, got {input_size}")
 
     out_dir = Path(out_dir)
-    precisions = ["float32"] + (["int8"] if quantize else [])
+    precisions = ["float32"] + extra
     outputs = {p: out_dir / ARTIFACT_NAMES[p] for p in precisions}
     manifest_path = out_dir / MANIFEST_NAME
     created_dir = not out_dir.exists()
     check_outputs_free([*outputs.values(), manifest_path], overwrite)
 
     try:
+        t0 = time.perf_counter()
         loaded = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
+        load_seconds = time.perf_counter() - t0
         ensure_writable_dir(out_dir)
-        result = _export_loaded(loaded, out_dir, outputs, manifest_path, quantize, calibration, calibration_limit,
-                                input_size, progress, seed)
+        result = _export_loaded(loaded, out_dir, outputs, manifest_path, calibration, calibration_limit,
+                                input_size, progress, seed, tuple(keep_float), calibration_batch, load_seconds)
     except BaseException:
         # Leave nothing behind: a folder this call created and that is still empty goes too.
         if created_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
@@ -447,21 +665,46 @@ def export_model(
     return result
 
 
+def _disk_full(exc: BaseException, folder: Path) -> bool:
+    import errno
+
+    from toolkit.io import free_bytes
+
+    for e in (exc, exc.__cause__, exc.__context__):
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+    try:
+        return free_bytes(folder) < 256 * 1024
+    except OSError:
+        return False
+
+
 def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str, Path], manifest_path: Path,
-                   quantize: str | None, calibration: str | Path | None, calibration_limit: int,
-                   input_size: int | None, progress: bool, seed: int) -> ExportResult:
+                   calibration: str | Path | None, calibration_limit: int, input_size: int | None, progress: bool,
+                   seed: int, keep_float: tuple[str, ...], calibration_batch: int,
+                   load_seconds: float) -> ExportResult:
+    import shutil
+    import tempfile
+
     import torch
 
     from toolkit.data.faces import load_face_crops
-    from toolkit.io import write_json_atomic
+    from toolkit.io import check_free_space, no_space_error, write_json_atomic
     from toolkit.models.face_model import EmbeddingModel
+    from toolkit.reference import synthetic_inputs
 
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
     model = loaded.model
     spec = model.spec if input_size is None else model.spec.replace(input_size=input_size)
     # Not embedding_model_from(): that calls .eval(), which would hide a model left in training mode.
     module = EmbeddingModel(model.backbone, spec)
     module.training = model.training
+    for name, child in module.named_children():  # the wrapper's own parts (pixel normalisation) follow the model
+        if name != "backbone":
+            child.train(model.training)
     refuse_training_mode(module)
+    keep_float = _validate_float_layers(model.backbone, keep_float)
     sample = sample_input(spec)
     try:
         with torch.no_grad():
@@ -471,10 +714,14 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
                          f"{_first_line(exc)}", hint="choose a larger --input-size") from None
     if tuple(probe.shape) != (1, spec.embedding_dim):
         raise ExportFailed(f"the embedding model outputs {tuple(probe.shape)}, expected (1, {spec.embedding_dim})")
+    # Before any conversion: refuse a disk that cannot take the artifacts (exit 2, nothing written).
+    check_free_space(out_dir, _estimated_bytes(module, list(outputs)), f"{len(outputs)} model file(s)")
+    stages["load"] = load_seconds + time.perf_counter() - t0
 
     faces = None
     calibration_info: dict[str, Any] | None = None
-    if quantize:
+    if "int8" in outputs:
+        t0 = time.perf_counter()
         try:
             crops = load_face_crops(calibration, spec, limit=calibration_limit, seed=seed, progress=progress,
                                     min_faces=MIN_CALIBRATION_FACES)
@@ -494,57 +741,213 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
             "seed": seed,
             "crops_sha256": _array_sha256(faces),
         }
+        stages["crops"] = time.perf_counter() - t0
+
+    # One folded copy for every precision (exact folds, checked on real faces when there are any).
+    t0 = time.perf_counter()
+    check = faces if faces is not None else synthetic_inputs(spec.input_size, 4, seed=seed)
+    folded, fold = fold_for_export(module, check)
+    stages["fold"] = time.perf_counter() - t0
+    if fold["residual_scales"] or fold["final_batchnorm"]:
+        log.info("folded %d residual scales, %d final BatchNorm (max float embedding change %.2g)",
+                 fold["residual_scales"], fold["final_batchnorm"], fold["max_abs_diff"])
 
     artifacts: dict[str, ArtifactResult] = {}
-    folded_blocks = 0
-    with contextlib.ExitStack() as stack:
-        # Entered first, so it is renamed last: the manifest never points at a file that is not there yet.
-        manifest_tmp = stack.enter_context(atomic_path(manifest_path))
-        tmp_paths = {p: stack.enter_context(atomic_path(path)) for p, path in outputs.items()}
-
-        with PeakRss() as rss:
-            t0 = time.perf_counter()
-            log.info("converting %s to float32 TFLite", spec.backbone)
-            convert_float32(module, sample, tmp_paths["float32"], progress=progress)
-            _check_loadable(tmp_paths["float32"], spec)
-            seconds = time.perf_counter() - t0
-        artifacts["float32"] = _artifact("float32", outputs["float32"], tmp_paths["float32"], seconds, rss.peak)
-
-        if quantize:
-            with PeakRss() as rss:
-                t0 = time.perf_counter()
-                folded, folded_blocks, fold_diff = fold_for_int8(module, faces)
-                log.info("folded %d residual scales (max float embedding change %.2g); quantising to int8 on %d "
-                         "faces", folded_blocks, fold_diff, len(faces))
-                quant_info = quantize_int8_static(folded, sample, faces, tmp_paths["int8"], progress=progress)
-                _check_loadable(tmp_paths["int8"], spec)
-                seconds = time.perf_counter() - t0
-            art = _artifact("int8", outputs["int8"], tmp_paths["int8"], seconds, rss.peak)
-            if art.info.get("hybrid_int8"):
-                raise ExportFailed("the int8 model came out dynamic-range (float activations); refusing to ship it")
-            art.info["quantization"] = {
-                "method": "pt2e-static",
-                "weights": "int8 per-channel symmetric",
-                "activations": "int8 per-tensor affine (histogram observer)",
-                "fused_conv_relu6": quant_info["fused_conv_relu6"],
-                "float_layers": [],
-                "io": "float32",
-                "folded_residual_scales": folded_blocks,
-                "fold_max_abs_diff": fold_diff,
-                "calibration": calibration_info,
-            }
-            artifacts["int8"] = art
-
-        manifest = build_manifest(loaded, spec, artifacts)
-        from toolkit.manifest import finalize_export  # contract into each .tflite, then its final sha256 and size
-        finalize_export(manifest, artifacts, tmp_paths)
-        write_json_atomic(manifest_tmp, manifest)
-        _make_readable(manifest_tmp)
+    work = Path(tempfile.mkdtemp(prefix=".ftk-export.", suffix=".tmp", dir=out_dir))
+    try:
+        with contextlib.ExitStack() as stack:
+            # Entered first, so it is renamed last: the manifest never points at a file that is not there yet.
+            manifest_tmp = stack.enter_context(atomic_path(manifest_path))
+            tmp_paths = {p: work / ARTIFACT_NAMES[p] for p in outputs}
+            try:
+                artifacts = _convert_all(folded, sample, spec, outputs, tmp_paths, faces, progress, keep_float,
+                                         calibration_batch, calibration_info, fold)
+            except ToolkitError as exc:
+                if isinstance(exc, ExportFailed) and _disk_full(exc, out_dir):
+                    raise no_space_error(out_dir) from None
+                raise
+            except OSError as exc:
+                if _disk_full(exc, out_dir):
+                    raise no_space_error(out_dir) from None
+                raise
+            for art in artifacts.values():
+                stages["convert"] = stages.get("convert", 0.0) + art.info["export_stages"]["convert"]
+                stages["check"] = stages.get("check", 0.0) + art.info["export_stages"]["check"]
+                if "calibrate" in art.info["export_stages"]:
+                    stages["calibrate"] = art.info["export_stages"]["calibrate"]
+            export_info = {"stages_seconds": {k: round(v, 2) for k, v in stages.items()},
+                           "calibration_batch": calibration_batch if faces is not None else None}
+            manifest = build_manifest(loaded, spec, artifacts, export_info)
+            from toolkit.manifest import finalize_export  # contract into each .tflite, then its final sha256 and size
+            finalize_export(manifest, artifacts, tmp_paths)
+            write_json_atomic(manifest_tmp, manifest)
+            _make_readable(manifest_tmp)
+            for precision, art in artifacts.items():  # into place; the manifest follows when the stack closes
+                os.replace(tmp_paths[precision], outputs[precision])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     for precision, art in artifacts.items():
         log.info("wrote %s (%.1f MiB, %.1f s)", art.path, art.size_bytes / 2**20, art.seconds)
     return ExportResult(out_dir=out_dir, manifest_path=manifest_path, spec=spec, artifacts=artifacts,
                         manifest=manifest, calibration_faces=0 if faces is None else len(faces),
-                        folded_blocks=folded_blocks)
+                        folded_blocks=fold["residual_scales"], stages=stages)
+
+
+def _produce(precision: str, convert: Any, outputs: dict[str, Path], tmp_paths: dict[str, Path],
+             spec: ModelSpec) -> tuple[ArtifactResult, Any]:
+    """Run ``convert()`` (-> (stage seconds, its result)), check the file loads, inspect it; the artifact has its
+    stage times (convert..., check) and peak RSS."""
+    with PeakRss() as rss:
+        t0 = time.perf_counter()
+        stages, value = convert()
+        stages = dict(stages) if stages else {"convert": time.perf_counter() - t0}
+        t0 = time.perf_counter()
+        _check_loadable(tmp_paths[precision], spec)
+        art = _artifact(precision, outputs[precision], tmp_paths[precision], 0.0, rss.peak)
+        stages["check"] = time.perf_counter() - t0
+    _set_times(art, stages, rss.peak)
+    return art, value
+
+
+def _convert_all(folded: "nn.Module", sample: "torch.Tensor", spec: ModelSpec, outputs: dict[str, Path],
+                 tmp_paths: dict[str, Path], faces: np.ndarray | None, progress: bool,
+                 keep_float: tuple[str, ...], calibration_batch: int, calibration_info: dict[str, Any] | None,
+                 fold: dict[str, Any]) -> dict[str, ArtifactResult]:
+    artifacts: dict[str, ArtifactResult] = {}
+    log.info("converting %s to float32 TFLite", spec.backbone)
+    art, _ = _produce("float32", lambda: (None, convert_float32(folded, sample, tmp_paths["float32"],
+                                                                 progress=progress)), outputs, tmp_paths, spec)
+    art.info["float_ops"] = {"all": "float32 model"}
+    artifacts["float32"] = art
+
+    if "int8" in outputs:
+        assert faces is not None
+        log.info("quantising to int8 on %d faces", len(faces))
+
+        def int8() -> tuple[dict[str, float], dict[str, Any]]:
+            quant = quantize_int8_static(folded, sample, faces, tmp_paths["int8"], progress=progress,
+                                         float_layers=keep_float, batch_size=calibration_batch)
+            return {"calibrate": quant["calibrate_seconds"], "convert": quant["convert_seconds"]}, quant
+
+        art, quant = _produce("int8", int8, outputs, tmp_paths, spec)
+        if art.info.get("hybrid_int8"):
+            raise ExportFailed("the int8 model came out dynamic-range (float activations); refusing to ship it")
+        art.info["quantization"] = {
+            "method": "pt2e-static",
+            "weights": "int8 per-channel symmetric",
+            "activations": "int8 per-tensor affine (histogram observer)",
+            "fused_conv_relu6": quant["fused_conv_relu6"],
+            "integer_adds": quant["integer_adds"],
+            "float_layers": list(keep_float),
+            "io": "float32",
+            "folded_residual_scales": fold["residual_scales"],
+            "folded_final_batchnorm": fold["final_batchnorm"],
+            "fold_max_abs_diff": fold["max_abs_diff"],
+            "calibration": {**(calibration_info or {}), "batch": quant["calibration_batch"]},
+        }
+        art.info["float_ops"] = float_ops_of(tmp_paths["int8"], keep_float)
+        still_int8 = quantised_kept_layers(tmp_paths["int8"], keep_float) if keep_float else []
+        if still_int8:
+            raise ExportFailed(f"--keep-float {', '.join(still_int8)}: the converter quantised it anyway",
+                               hint="keep it together with the layers after it, up to the tail (e.g. "
+                                    "--keep-float gdconv,conv3 for MobileFaceNet)")
+        artifacts["int8"] = art
+    # After int8: importing ai-edge-quantizer (jax) before calibration slowed it down in one measurement.
+    if "float16" in outputs:
+        art, _ = _produce("float16", lambda: (None, convert_float16(tmp_paths["float32"], tmp_paths["float16"])),
+                          outputs, tmp_paths, spec)
+        art.info["quantization"] = {"method": "float16 weights (ai-edge-quantizer float_casting)",
+                                    "weights": "float16, DEQUANTIZE to float32 in the graph",
+                                    "activations": "float32", "io": "float32"}
+        art.info["float_ops"] = {"all": "float32 compute; only the conv/FC weights are stored as float16"}
+        artifacts["float16"] = art
+    return artifacts
+
+
+def _set_times(art: ArtifactResult, stages: dict[str, float], peak: int) -> None:
+    art.seconds = sum(stages.values())
+    art.peak_rss_bytes = peak
+    art.info["export_seconds"] = round(art.seconds, 2)
+    art.info["export_stages"] = {k: round(v, 2) for k, v in stages.items()}
+    art.info["export_peak_rss_mib"] = round(peak / 2**20, 1)
+
+
+# Why an op of an int8 graph still computes in float.
+_FLOAT_REASONS = {
+    "SUB": "in-graph input normalisation (x - mean) on the float32 input, before the single QUANTIZE",
+    "DEQUANTIZE": "back to float for the L2-normalisation tail (and the float32 output)",
+    "MUL": "L2-normalisation tail (x * x)",
+    "SUM": "L2-normalisation tail (sum of squares)",
+    "POW": "L2-normalisation tail (square root)",
+    "SQRT": "L2-normalisation tail (square root)",
+    "MAXIMUM": "L2-normalisation tail (clamp of the norm at eps)",
+    "DIV": "L2-normalisation tail (x / norm)",
+    "RESHAPE": "L2-normalisation tail (broadcast of the norm)",
+    "BROADCAST_TO": "L2-normalisation tail (broadcast of the norm)",
+    "ADD": "float add (not quantised)",
+}
+
+
+def module_path_of_tensor(tensor_name: str) -> str | None:
+    """litert-torch names a tensor after its module stack: ``pkg.Class_attr/pkg.Class_attr/...;suffix`` ->
+    ``attr.attr`` (the root, the exported wrapper, left out): e.g. ``backbone.features.3.conv.2``."""
+    first = tensor_name.split(";", 1)[0]
+    parts = first.split("/")
+    if len(parts) < 2:
+        return None
+    names = []
+    for segment in parts[1:]:
+        cls = segment.rsplit(".", 1)[-1]
+        if "_" not in cls:
+            return None
+        names.append(cls.split("_", 1)[1])
+    return ".".join(names)
+
+
+def quantised_kept_layers(path: Path, keep_float: tuple[str, ...]) -> list[str]:
+    """The --keep-float layers whose ops still came out int8 in the converted file (a safety check on the
+    converter, which could fold a dq -> float op -> q pattern back into the int8 graph; not seen so far)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    hit: set[str] = set()
+    for op in interpreter._get_ops_details():
+        if op["op_name"] not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MUL", "MEAN"):
+            continue
+        for index in op["outputs"]:
+            t = tensors.get(index)
+            module = module_path_of_tensor(t["name"]) if t else None
+            if not module or np.dtype(t["dtype"]) != np.int8:
+                continue
+            for layer in keep_float:
+                prefix = f"backbone.{layer}"
+                if module == prefix or module.startswith(prefix + "."):
+                    hit.add(layer)
+    return [layer for layer in keep_float if layer in hit]
+
+
+def float_ops_of(path: Path, keep_float: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The ops of a quantised .tflite that compute in float32, counted, each with why (for the manifest)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    counts: dict[str, int] = {}
+    for op in interpreter._get_ops_details():
+        if op["op_name"] == "QUANTIZE":
+            continue  # float -> int8 at the input edge (or int8 -> int8 requantisation): not float compute
+        outs = [tensors[i]["dtype"] for i in op["outputs"] if i >= 0]
+        if any(np.dtype(d) == np.float32 for d in outs):
+            counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
+    out: dict[str, Any] = {}
+    for name, n in sorted(counts.items()):
+        reason = _FLOAT_REASONS.get(name, "not quantised by the PT2E quantizer")
+        if keep_float and name in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"):
+            reason = f"layer kept in float (--keep-float {','.join(keep_float)})" + (
+                f"; or {reason}" if name in _FLOAT_REASONS else "")
+        out[name] = {"count": n, "why": reason}
+    return out
 
 
 def _artifact(precision: str, final: Path, tmp: Path, seconds: float, peak: int) -> ArtifactResult:
@@ -571,10 +974,11 @@ def _array_sha256(arr: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
 
 
-def build_manifest(loaded: "LoadedCheckpoint", spec: ModelSpec, artifacts: dict[str, ArtifactResult]) -> dict:
+def build_manifest(loaded: "LoadedCheckpoint", spec: ModelSpec, artifacts: dict[str, ArtifactResult],
+                   export_info: dict[str, Any] | None = None) -> dict:
     """The export's manifest: ``spec`` at the top level (the embedders read exactly that key)."""
     meta = loaded.meta
-    return {
+    manifest = {
         "format": EXPORT_FORMAT,
         "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "spec": spec.to_dict(),
@@ -596,6 +1000,9 @@ def build_manifest(loaded: "LoadedCheckpoint", spec: ModelSpec, artifacts: dict[
         "tools": tool_versions(),
         "artifacts": {art.path.name: art.info for art in artifacts.values()},
     }
+    if export_info is not None:
+        manifest["export"] = export_info
+    return manifest
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from toolkit.spec import reject_unknown_keys
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("float32", "int8")
+PRECISIONS = ("float32", "float16", "int8")
 
 # Metric -> (direction, meaning). "min": the value must be >= the tolerance; "max": <= the tolerance.
 METRICS: dict[str, tuple[str, str]] = {
@@ -48,6 +48,14 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
         "max_similarity_deviation": 2e-4,
         "max_abs_diff": 2e-3,
         "nn_agreement": 0.98,
+        "decision_agreement": 0.99,
+    },
+    # float16 weights, float32 compute: set from the MobileFaceNet measurement (docs/export.md).
+    "float16": {
+        "mean_cosine": 0.9999,
+        "min_cosine": 0.999,
+        "max_similarity_deviation": 5e-3,
+        "nn_agreement": 0.95,
         "decision_agreement": 0.99,
     },
     "int8": {
@@ -231,7 +239,17 @@ def guess_precision(model_path: str | Path) -> str:
     from toolkit.tflite.inspect import inspect_tflite
 
     info = inspect_tflite(model_path)
-    return "int8" if any(t in ("int8", "uint8") for t in info.weight_types) else "float32"
+    if any(t in ("int8", "uint8") for t in info.weight_types):
+        return "int8"
+    return "float16" if _has_float16_weights(model_path) else "float32"
+
+
+def _has_float16_weights(model_path: str | Path) -> bool:
+    """float16 files feed float32 ops through DEQUANTIZE from float16 constants (so weight_types says float32)."""
+    from toolkit.embedders import load_interpreter
+
+    interpreter = load_interpreter(model_path, num_threads=1)
+    return any(np.dtype(t["dtype"]) == np.float16 for t in interpreter.get_tensor_details())
 
 
 def parity_check(
@@ -347,3 +365,174 @@ def _threshold_from_eval_report(checkpoint: Path) -> tuple[float | None, str]:
 
     choice = calibrated_threshold(checkpoint)
     return choice.value, choice.note if choice.value is not None else ""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# per-layer int8 error (ftk parity-check --layers)
+# --------------------------------------------------------------------------------------------------------------------
+@dataclass
+class LayerError:
+    layer: str  # backbone module name, as --keep-float takes it
+    op: str  # the TFLite op that produces it
+    sqnr_db: float  # 10 log10(sum ref^2 / sum (ref - tflite)^2) over all faces
+    cosine: float  # mean per-face cosine of the flattened layer output
+    shape: list[int]
+
+
+def _module_path(tensor_name: str) -> str | None:
+    from toolkit.export import module_path_of_tensor
+
+    return module_path_of_tensor(tensor_name)
+
+
+def _reference_module(root: Any, path: str) -> tuple[str, Any] | None:
+    """The float module whose output the int8 tensor stands for: a conv's BatchNorm sibling when it has one
+    (conv + BN is one op after folding), else the module itself."""
+    from torch import nn
+
+    try:
+        module = root.get_submodule(path)
+    except AttributeError:
+        return None
+    if isinstance(module, (nn.Conv2d, nn.Linear)) and "." in path:
+        parent_path, name = path.rsplit(".", 1)
+        parent = root.get_submodule(parent_path)
+        children = list(parent.named_children())
+        keys = [k for k, _ in children]
+        i = keys.index(name)
+        if i + 1 < len(children) and isinstance(children[i + 1][1], (nn.BatchNorm1d, nn.BatchNorm2d)):
+            return f"{parent_path}.{keys[i + 1]}", children[i + 1][1]
+    return path, module
+
+
+def _layer_label(root: Any, path: str) -> str:
+    """The name to give --keep-float: an activation fused into a conv is named by that conv (its nearest
+    preceding conv sibling)."""
+    from torch import nn
+
+    module = root.get_submodule(path)
+    if isinstance(module, (nn.ReLU, nn.ReLU6, nn.Hardtanh)) and path.count(".") > 1:
+        parent_path, name = path.rsplit(".", 1)
+        children = list(root.get_submodule(parent_path).named_children())
+        keys = [k for k, _ in children]
+        if name in keys:
+            for key, child in reversed(children[: keys.index(name)]):
+                if isinstance(child, nn.Conv2d):
+                    path = f"{parent_path}.{key}"
+                    break
+    return path[len("backbone."):]
+
+
+def layer_errors(model: str | Path, checkpoint: str | Path, images: str | Path, limit: int = 32,
+                 seed: int = 0, progress: bool = False) -> list[LayerError]:
+    """SQNR of every quantised layer output of an int8 .tflite against the float PyTorch graph, worst first.
+
+    The .tflite runs without delegates and with all intermediate tensors kept; each int8 tensor litert-torch
+    named after a backbone module is dequantised and compared with that module's output (forward hooks, NHWC)
+    in the float model the export folded (same BatchNorm/scale folds). Layers the names do not map are left out.
+    """
+    import torch
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from toolkit.checkpoint import load_checkpoint
+    from toolkit.data.faces import load_face_crops
+    from toolkit.embedders import read_manifest_for
+    from toolkit.export import fold_for_export
+    from toolkit.models.face_model import embedding_model_from
+    from toolkit.spec import ModelSpec
+
+    model = Path(model)
+    loaded = load_checkpoint(checkpoint)
+    spec = loaded.model.spec
+    manifest = read_manifest_for(model)
+    if manifest and "spec" in manifest:
+        spec = spec.replace(input_size=ModelSpec.from_dict(manifest["spec"]).input_size)
+    loaded.model.spec = spec
+    faces = load_face_crops(images, spec, limit=limit, seed=seed, progress=progress, min_faces=MIN_FACES).images
+    module = embedding_model_from(loaded.model)
+    folded, _ = fold_for_export(module, faces)
+
+    interpreter = Interpreter(model_path=str(model), num_threads=1, experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter.allocate_tensors()
+    tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
+    # (op, tensor, module path, k-th output of that module)
+    targets: list[tuple[str, dict, str, int]] = []
+    seen: dict[str, int] = {}
+    for op in interpreter._get_ops_details():
+        if op["op_name"] in ("QUANTIZE", "DEQUANTIZE", "RESHAPE", "PAD"):
+            continue
+        for index in op["outputs"]:
+            t = tensors.get(index)
+            if t is None or np.dtype(t["dtype"]) != np.int8:
+                continue
+            path = _module_path(t["name"])
+            if not path or not path.startswith("backbone."):
+                continue
+            ref = _reference_module(folded, path)
+            if ref is None:
+                continue
+            k = seen.get(ref[0], 0)
+            seen[ref[0]] = k + 1
+            targets.append((op["op_name"], t, ref[0], k, _layer_label(folded, path)))
+    if not targets:
+        raise InputError(f"{model.name} has no int8 layer outputs named after backbone modules",
+                         hint="--layers needs an int8 export made by ftk export")
+
+    captured: dict[str, list] = {}
+    hooks = []
+    for name in {p for _, _, p, _, _ in targets}:
+        mod = folded.get_submodule(name)
+        hooks.append(mod.register_forward_hook(
+            lambda _m, _i, out, name=name: captured.setdefault(name, []).append(out.detach().clone())))
+    signal = np.zeros(len(targets))
+    noise = np.zeros(len(targets))
+    cosines = np.zeros(len(targets))
+    inp = interpreter.get_input_details()[0]
+    try:
+        for face in faces:
+            captured.clear()
+            x = face[None].astype(np.float32)
+            with torch.no_grad():
+                folded(torch.from_numpy(x))
+            interpreter.set_tensor(inp["index"], x)
+            interpreter.invoke()
+            for j, (_, t, name, k, _) in enumerate(targets):
+                outs = captured.get(name, [])
+                if k >= len(outs):
+                    continue
+                ref = outs[k].numpy()
+                if ref.ndim == 4:
+                    ref = ref.transpose(0, 2, 3, 1)
+                q = interpreter.get_tensor(t["index"]).astype(np.float64)
+                scale, zero = t["quantization"]
+                got = (q - zero) * scale
+                if got.size != ref.size:
+                    continue
+                ref = ref.reshape(-1).astype(np.float64)
+                got = got.reshape(-1)
+                signal[j] += float(ref @ ref)
+                noise[j] += float((ref - got) @ (ref - got))
+                denom = np.linalg.norm(ref) * np.linalg.norm(got)
+                cosines[j] += float(ref @ got / denom) if denom > 0 else 0.0
+    finally:
+        for h in hooks:
+            h.remove()
+    out = []
+    for j, (op_name, t, name, k, label) in enumerate(targets):
+        if signal[j] == 0:
+            continue
+        sqnr = float(10 * np.log10(signal[j] / noise[j])) if noise[j] > 0 else float("inf")
+        label = label + (f"#{k + 1}" if seen[name] > 1 else "")
+        out.append(LayerError(label, op_name, sqnr, cosines[j] / len(faces), [int(v) for v in t["shape"]]))
+    return sorted(out, key=lambda e: e.sqnr_db)
+
+
+def layer_table(errors: list[LayerError], top: int = 15) -> str:
+    lines = [f"int8 error per layer (SQNR of the dequantised int8 output vs the float graph; lowest first, "
+             f"{min(top, len(errors))} of {len(errors)})",
+             f"{'layer':<28} {'op':<18} {'SQNR dB':>8} {'cosine':>9}  shape"]
+    for e in errors[:top]:
+        lines.append(f"{e.layer:<28} {e.op:<18} {e.sqnr_db:8.2f} {e.cosine:9.5f}  {'x'.join(map(str, e.shape))}")
+    lines.append("keep the worst in float with: ftk export ... --quantize int8 --keep-float LAYER")
+    return "\n".join(lines)

@@ -38,6 +38,10 @@ def test_inception_resnet_v1_export_and_parity_on_lfw(face_folder, lfw_dir, tmp_
     # Folding leaves no residual-scale MULs, and no TRANSPOSE pairs around them (unfolded: ~23 MUL, ~43 TRANSPOSE).
     assert ops.get("MUL", 0) <= 3 and ops.get("TRANSPOSE", 0) <= 2, ops
     assert not i8.info["hybrid_int8"] and "int8" in i8.info["weight_types"]
+    # Every residual ADD is integer; float only where the manifest says why (input SUB, L2 tail).
+    assert i8.info["quantization"]["integer_adds"] == 21 and "ADD" not in i8.info["float_ops"], i8.info["float_ops"]
+    assert ops.get("QUANTIZE", 0) <= 4 and ops.get("DEQUANTIZE", 0) == 1, ops
+    assert {"load", "crops", "fold", "calibrate", "convert", "check"} <= set(result.stages)
     for art in (f32, i8):
         assert art.info["min_runtime"] and not art.info["external_buffers"]
         # The app ships TFLite 2.12: both variants must load there.

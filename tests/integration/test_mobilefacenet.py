@@ -139,7 +139,7 @@ def test_exports_to_float32_and_int8_tflite(mobilefacenet_dir, tmp_path, face_fo
 
     ckpt = init_checkpoint(tmp_path / "mfn.pt", backbone="mobilefacenet", weights=mobilefacenet_dir / WEIGHTS,
                            progress=False).path
-    result = export.export_model(ckpt, tmp_path / "export", quantize="int8", calibration=face_folder,
+    result = export.export_model(ckpt, tmp_path / "export", quantize="int8,float16", calibration=face_folder,
                                  progress=False)
     assert result.manifest["spec"]["input_size"] == 112 and result.manifest["embedding_dim"] == 128
     faces = aligned_faces.images
@@ -152,3 +152,16 @@ def test_exports_to_float32_and_int8_tflite(mobilefacenet_dir, tmp_path, face_fo
     # MobileFaceNet measured 0.967 mean / 0.938 min cosine on such faces; with it 0.995 / 0.991.
     assert result.manifest["artifacts"]["model_int8.tflite"]["quantization"]["fused_conv_relu6"] == 32
     assert int8_cos.mean() >= 0.99 and int8_cos.min() >= 0.95, int8_cos
+    # Fully integer: the 12 residual ADDs run in int8; one QUANTIZE at the input, one DEQUANTIZE before the
+    # L2-normalisation tail, and the float ops left are listed with a reason.
+    entry = result.manifest["artifacts"]["model_int8.tflite"]
+    ops = {op["name"]: op["count"] for op in entry["ops"]}
+    assert entry["quantization"]["integer_adds"] == 12 and entry["quantization"]["folded_final_batchnorm"] == 1
+    assert ops["QUANTIZE"] == 1 and ops["DEQUANTIZE"] == 1 and ops["ADD"] == 12, ops
+    assert "ADD" not in entry["float_ops"] and all(v["why"] for v in entry["float_ops"].values())
+    # float16: float16 weights, float32 I/O, about half the float32 file, parity well above int8's.
+    f16 = result.manifest["artifacts"]["model_float16.tflite"]
+    assert 0.45 < f16["size_bytes"] / result.manifest["artifacts"]["model_float32.tflite"]["size_bytes"] < 0.6
+    assert not f16["external_buffers"] and f16["input_dtype"] == "float32"
+    float16 = load_embedder(result.artifacts["float16"].path, EmbedderOptions(num_threads=1)).embed(faces)
+    assert _cosines(float16, reference).mean() >= 0.9999 and _cosines(float16, reference).min() >= 0.999

@@ -51,6 +51,13 @@ def test_export_writes_both_artifacts_and_manifest(export_dir, ref_ckpt):
     # The tiny backbone has no residual blocks to fold.
     assert quant["folded_residual_scales"] == 0
     assert i8["size_bytes"] < f32["size_bytes"]
+    # Stage times, per artifact and for the export; the float ops of the int8 graph, each with a reason.
+    stages = manifest["export"]["stages_seconds"]
+    assert {"load", "crops", "fold", "calibrate", "convert", "check"} <= set(stages)
+    assert all(v >= 0 for v in stages.values()) and stages["convert"] > 0
+    assert {"calibrate", "convert", "check"} <= set(i8["export_stages"])
+    assert i8["float_ops"] and all(v["count"] >= 1 and v["why"] for v in i8["float_ops"].values())
+    assert "DEQUANTIZE" in i8["float_ops"] and "CONV_2D" not in i8["float_ops"]
 
 
 def test_exported_models_match_pytorch(export_dir, ref_ckpt, faces_csv):
@@ -225,3 +232,156 @@ def test_cli_unwritable_out_dir(ref_ckpt, tmp_path, capsys):
         code, _, err = run_cli(["export", ref_ckpt, "--out", locked], capsys)
         _assert_one_line_error(code, err, "not writable")
         assert list(locked.iterdir()) == []
+
+
+# --- int8 graph structure, float16, disk space --------------------------------------------------------------------
+class _Residual(__import__("torch").nn.Module):
+    """conv -> ReLU6, a residual block (x + conv(x)), a global depthwise conv, 1x1 conv: MobileFaceNet in small."""
+
+    def __init__(self):
+        from torch import nn
+
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU6())
+        self.res = nn.Sequential(nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(),
+                                 nn.Conv2d(8, 8, 1, bias=False), nn.BatchNorm2d(8))
+        self.gd = nn.Conv2d(8, 8, 16, groups=8, bias=False)
+        self.out = nn.Conv2d(8, 16, 1)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.res(x)
+        return self.out(self.gd(x)).flatten(1)
+
+
+def _residual_model():
+    import torch
+
+    from toolkit.models.face_model import EmbeddingModel
+    from toolkit.models.registry import default_spec
+
+    torch.manual_seed(0)
+    backbone = _Residual()
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        for m in backbone.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    return EmbeddingModel(backbone, default_spec("tiny")).eval()
+
+
+def test_int8_residual_add_is_integer_and_keep_float_keeps_named_layers(faces_csv, tmp_path):
+    """The residual ADD runs in int8 (QUANTIZE only at the input, DEQUANTIZE only before the L2 tail); layers named
+    in float_layers stay float, at the tail or in the middle (with a DEQUANTIZE before and a QUANTIZE after), and
+    the manifest helper says why."""
+    from toolkit.data.faces import load_face_crops
+    from toolkit.export import float_ops_of, quantised_kept_layers, quantize_int8_static, sample_input
+    from toolkit.tflite.inspect import inspect_tflite
+
+    module = _residual_model()
+    faces = load_face_crops(faces_csv, module.spec, limit=24, progress=False).images
+    counts = {}
+    for name, layers in (("int", ()), ("kept", ("gd", "out")), ("middle", ("res",))):
+        path = tmp_path / f"{name}.tflite"
+        info = quantize_int8_static(module, sample_input(module.spec), faces, path, float_layers=layers)
+        ops = {(o["name"], o["version"]): o["count"] for o in inspect_tflite(path).to_dict()["ops"]}
+        counts[name] = (ops, info, float_ops_of(path, layers), quantised_kept_layers(path, layers))
+    ops, info, float_ops, _ = counts["int"]
+    assert info["integer_adds"] == 1 and info["fused_conv_relu6"] == 2 and info["float_nodes"] == 0
+    assert ops[("ADD", 2)] == 1 and ("ADD", 1) not in ops  # v2: int8 ADD
+    assert ops[("QUANTIZE", 1)] == 1 and ops[("DEQUANTIZE", 2)] == 1
+    assert "ADD" not in float_ops and "DEQUANTIZE" in float_ops
+    ops, info, float_ops, still = counts["kept"]
+    assert info["float_nodes"] >= 2 and still == []
+    # (one opcode version per op type, so the float convs are found by their float32 outputs)
+    assert float_ops["CONV_2D"]["count"] == 1 and float_ops["DEPTHWISE_CONV_2D"]["count"] == 1
+    assert "kept in float" in float_ops["CONV_2D"]["why"] and ops[("QUANTIZE", 1)] == 1
+    ops, info, float_ops, still = counts["middle"]  # the residual branch in float, the ADD after it int8
+    assert still == [] and float_ops["CONV_2D"]["count"] == 2 and ops[("QUANTIZE", 1)] == 2
+    assert info["integer_adds"] == 1 and "ADD" not in float_ops
+
+
+def test_batched_calibration_observes_the_same_ranges(faces_csv):
+    """Observation on the batch-dimension graph fills the batch-1 graph's observers: the exact min/max each
+    observer saw are those of face-by-face calibration."""
+    import torch
+    from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config
+
+    from toolkit.data.faces import load_face_crops
+    from toolkit.export import _ftk_quantizer, _observers, prepare_and_calibrate, sample_input
+
+    module = _residual_model()
+    faces = load_face_crops(faces_csv, module.spec, limit=20, progress=False).images
+    ranges = {}
+    for batch in (1, 8):
+        q = _ftk_quantizer(get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+        prepared, info = prepare_and_calibrate(module, sample_input(module.spec), faces, q, batch_size=batch)
+        assert info["batched"] is (batch > 1) and info["batch_size"] == batch
+        ranges[batch] = {name: (obs.min_val.clone(), obs.max_val.clone()) for name, obs, _, _ in _observers(prepared)}
+    assert ranges[1].keys() == ranges[8].keys() and len(ranges[1]) > 5
+    for name, (lo, hi) in ranges[1].items():
+        assert torch.isfinite(lo).all() and torch.allclose(lo, ranges[8][name][0], atol=1e-5), name
+        assert torch.allclose(hi, ranges[8][name][1], atol=1e-5), name
+
+
+def test_float16_export_through_the_cli(ref_ckpt, faces_csv, tmp_path, capsys):
+    """--quantize float16: float16 weights inside the flatbuffer (no external buffers: the app's 2.12 cannot read
+    those), float32 I/O, close to float32 and smaller; parity picks the float16 tolerances."""
+    from toolkit.data.faces import load_face_crops
+    from toolkit.embedders import load_embedder
+    from toolkit.parity import guess_precision
+
+    out = tmp_path / "f16"
+    code, stdout, err = run_cli(["export", ref_ckpt, "--out", out, "--quantize", "float16", "--quiet"], capsys)
+    assert code == 0, err
+    assert "stages: load" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model_float16.tflite", "model_float32.tflite"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    f16, f32 = manifest["artifacts"]["model_float16.tflite"], manifest["artifacts"]["model_float32.tflite"]
+    assert f16["precision"] == "float16" and f16["external_buffers"] is False
+    assert f16["input_dtype"] == "float32" and f16["output_dtype"] == "float32"
+    assert {"name": "DEQUANTIZE", "version": 3} in [{k: o[k] for k in ("name", "version")} for o in f16["ops"]]
+    assert f16["size_bytes"] < 0.75 * f32["size_bytes"]
+    assert tuple(int(v) for v in f16["min_runtime"].split(".")) <= (2, 12, 0)  # the app's runtime
+    torch_embedder = load_embedder(ref_ckpt)
+    faces = load_face_crops(faces_csv, torch_embedder.spec, limit=12, progress=False).images
+    cos = np.sum(torch_embedder.embed(faces) * load_embedder(out / "model_float16.tflite").embed(faces), axis=1)
+    assert cos.min() > 0.999 and cos.mean() > 0.9999
+    lone = tmp_path / "lone.tflite"
+    lone.write_bytes((out / "model_float16.tflite").read_bytes())
+    assert guess_precision(lone) == "float16" and guess_precision(out / "model_float32.tflite") == "float32"
+
+
+def test_export_refuses_a_full_disk_up_front(ref_ckpt, tmp_path, capsys):
+    """A 64 KiB tmpfs cannot take the artifacts: exit 2 'no space left on <dir>' before converting, nothing left."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (no CAP_SYS_ADMIN in this container)")
+    try:
+        code, _, err = run_cli(["export", ref_ckpt, "--out", mnt / "out"], capsys)
+        _assert_one_line_error(code, err, f"no space left on {mnt / 'out'}")
+        assert list(mnt.iterdir()) == []
+        (mnt / "out").mkdir()
+        code, _, err = run_cli(["export", ref_ckpt, "--out", mnt / "out"], capsys)
+        _assert_one_line_error(code, err, "no space left on")
+        assert list((mnt / "out").iterdir()) == []  # no temp folder or file left behind
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_float16_loads_on_the_apps_tflite_2_12(ref_ckpt, tmp_path):
+    """The app's pinned runtime (tensorflow-cpu 2.12 in its own venv, cached under ~/.cache/ftk/runtimes) loads the
+    float16 file and computes what ai-edge-litert computes."""
+    from toolkit.deploy.runtime_verify import verify_runtime
+    from toolkit.export import export_model
+
+    result = export_model(ref_ckpt, tmp_path / "f16", quantize="float16", progress=False)
+    verified = verify_runtime(result.artifacts["float16"].path, result.spec, "2.12.0")
+    assert verified.tensorflow_version == "2.12.0"
+    assert verified.passed and verified.cosine_min >= 0.9999, verified

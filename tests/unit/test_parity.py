@@ -164,3 +164,35 @@ def test_bad_inputs_exit_2_with_one_line(export_dir, ref_ckpt, tmp_path, capsys)
         lines = error_lines(err)
         assert code == 2, (args, err)
         assert len(lines) == 1 and needle in lines[0], (args, err)
+
+
+def test_layers_reports_per_layer_sqnr_and_finds_a_broken_layer(export_dir, ref_ckpt, faces_csv, tmp_path, capsys):
+    """--layers: every quantised conv of the tiny int8 export gets an SQNR against the float graph; a checkpoint
+    with one layer scaled after export shows that layer (and what follows) as the worst."""
+    import torch
+
+    from toolkit.checkpoint import load_checkpoint, save_checkpoint
+    from toolkit.parity import layer_errors
+
+    model = export_dir / "model_int8.tflite"
+    code, out, err = run_cli(["parity-check", model, "--checkpoint", ref_ckpt, "--images", faces_csv, "--limit", 12,
+                              "--layers", "--json"], capsys)
+    assert code == 0, err
+    layers = json.loads(out[out.index("{"):])["layers"]
+    names = [e["layer"] for e in layers]
+    assert {"features.0", "features.3", "features.6", "last_linear"} <= set(names), names
+    assert all(np.isfinite(e["sqnr_db"]) and e["sqnr_db"] > 10 for e in layers)
+    assert [e["sqnr_db"] for e in layers] == sorted(e["sqnr_db"] for e in layers)
+
+    loaded = load_checkpoint(ref_ckpt)
+    with torch.no_grad():
+        loaded.model.backbone.features[6].weight.mul_(1.5)
+    changed = tmp_path / "changed.pt"
+    save_checkpoint(changed, loaded.model, loaded.meta)
+    errors = layer_errors(model, changed, faces_csv, limit=12)
+    by_name = {e.layer: e.sqnr_db for e in errors}
+    assert by_name["features.6"] < 10 and by_name["features.0"] > 15
+    assert errors[0].layer in ("features.6", "last_linear")
+
+    code, _, err = run_cli(["parity-check", model, "--checkpoint", ref_ckpt, "--layers"], capsys)
+    assert code == 2 and "--layers needs --images" in err

@@ -1,4 +1,4 @@
-"""``ftk export``: a checkpoint -> model_float32.tflite (+ model_int8.tflite) + manifest.json."""
+"""``ftk export``: a checkpoint -> model_float32.tflite (+ model_int8 / model_float16.tflite) + manifest.json."""
 
 from __future__ import annotations
 
@@ -8,28 +8,37 @@ import click
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Export folder: model_float32.tflite, model_int8.tflite, manifest.json.")
-@click.option("--quantize", type=click.Choice(["int8"]), default=None,
-              help="Also write full-integer int8 (PT2E static, per-channel weights, float32 I/O). "
-                   "Dynamic-range int8 is deliberately not offered.")
+              help="Export folder: model_float32.tflite, model_int8.tflite, model_float16.tflite, manifest.json.")
+@click.option("--quantize", default=None, metavar="int8|float16|int8,float16",
+              help="Also write full-integer int8 (PT2E static, per-channel weights, float32 I/O) and/or float16 "
+                   "weights (float32 compute and I/O; for the GPU delegate). Dynamic-range int8 is deliberately "
+                   "not offered.")
 @click.option("--calibration", type=click.Path(), default=None,
               help="Face photos (Person/*.jpg folder) or a faces CSV to calibrate int8 on.")
 @click.option("--calibration-limit", type=int, default=300, show_default=True,
               help="Calibration faces to use (at least 16; under 100 warns).")
+@click.option("--calibration-batch", type=int, default=1, show_default=True,
+              help="int8: faces per calibration step (> 1 observes on a batch-dimension graph, then converts the "
+                   "batch-1 graph).")
+@click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER[,LAYER]",
+              help="int8: keep these backbone layers in float (names as `ftk parity-check --layers` prints "
+                   "them, e.g. conv3). Repeatable.")
 @click.option("--input-size", type=int, default=None,
               help="Export at another square input size (the manifest's spec records it).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
-def export_cmd(checkpoint, out_dir, quantize, calibration, calibration_limit, input_size, overwrite, as_json,
-               quiet):
+def export_cmd(checkpoint, out_dir, quantize, calibration, calibration_limit, calibration_batch, keep_float,
+               input_size, overwrite, as_json, quiet):
     """Export CHECKPOINT's head-less embedding model to TFLite, with a manifest (spec, ops, runtime, hashes)."""
     from toolkit.commands.common import echo_json
     from toolkit.export import export_model
 
+    layers = tuple(n.strip() for item in keep_float for n in item.split(",") if n.strip())
     result = export_model(checkpoint, out_dir, quantize=quantize, calibration=calibration,
                           calibration_limit=calibration_limit, input_size=input_size, overwrite=overwrite,
-                          progress=not quiet and not as_json)
+                          progress=not quiet and not as_json, keep_float=layers,
+                          calibration_batch=calibration_batch)
     if as_json:
         echo_json(result.summary())
         return
@@ -41,6 +50,9 @@ def export_cmd(checkpoint, out_dir, quantize, calibration, calibration_limit, in
         click.echo(f"folded {result.folded_blocks} residual scales before int8 quantisation")
     if result.calibration_faces:
         click.echo(f"int8 calibrated on {result.calibration_faces} faces")
+    if result.stages:
+        click.echo("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.stages.items())
+                   + f"; total {result.total_seconds:.1f} s")
     click.echo(f"wrote {result.manifest_path}")
     click.echo(f"next: ftk parity-check {result.out_dir}/model_float32.tflite --checkpoint {checkpoint} "
                f"--images DIR")

@@ -16,7 +16,7 @@ import click
 @click.option("--tolerance", "tolerance", multiple=True, metavar="NAME=VALUE",
               help="Override a tolerance, e.g. --tolerance min_cosine=0.999 (names: min_cosine, mean_cosine, "
                    "max_abs_diff, max_similarity_deviation, nn_agreement, decision_agreement). Repeatable.")
-@click.option("--precision", type=click.Choice(["float32", "int8"]), default=None,
+@click.option("--precision", type=click.Choice(["float32", "float16", "int8"]), default=None,
               help="Which default tolerances apply (default: from the export manifest).")
 @click.option("--threshold", type=float, default=None,
               help="Cosine threshold for same/different agreement (default: the checkpoint's evaluation "
@@ -26,8 +26,12 @@ import click
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Also write the report "
               "as JSON here.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
+@click.option("--layers", "layers", is_flag=True,
+              help="int8: also print each quantised layer's error (SQNR vs the float graph, lowest first), to "
+                   "pick layers for `ftk export --keep-float`. Needs --images.")
+@click.option("--layers-top", type=int, default=15, show_default=True, help="Rows of the --layers table.")
 def parity_cmd(model, checkpoint, images, limit, tolerance, precision, threshold, threads, as_json, out_path,
-               overwrite):
+               overwrite, layers, layers_top):
     """Prove MODEL.tflite computes the same embeddings as CHECKPOINT: exit 0 pass, 1 out of tolerance."""
     from pathlib import Path
 
@@ -37,15 +41,29 @@ def parity_cmd(model, checkpoint, images, limit, tolerance, precision, threshold
     from toolkit.parity import parse_tolerances, parity_check
 
     tolerances = parse_tolerances(tolerance)
+    if layers and images is None:
+        from toolkit.errors import InputError
+
+        raise InputError("--layers needs --images (real faces: int8 was calibrated on faces)")
     if out_path:
         check_outputs_free([Path(out_path)], overwrite)
     report = parity_check(model, checkpoint, images=images, limit=limit, tolerances=tolerances,
                           precision=precision, threshold=threshold, num_threads=threads, progress=not as_json)
+    data = report.to_dict()
+    table = report.table()
+    if layers:
+        from dataclasses import asdict
+
+        from toolkit.parity import layer_errors, layer_table
+
+        errors = layer_errors(model, checkpoint, images, limit=min(limit, 32), progress=False)
+        data["layers"] = [asdict(e) for e in errors]
+        table += "\n" + layer_table(errors, layers_top)
     if out_path:
-        write_json_atomic(out_path, report.to_dict())
+        write_json_atomic(out_path, data)
     if as_json:
-        echo_json(report.to_dict())
+        echo_json(data)
     else:
-        click.echo(report.table())
+        click.echo(table)
     if not report.passed:
         raise CheckFailed(f"parity failed for {model}: " + "; ".join(report.failures))

@@ -15,6 +15,7 @@ The backbone returns the raw output of the final BatchNorm1d ([N, embedding_dim]
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from toolkit.errors import InputError
@@ -129,6 +130,38 @@ class MobileFaceNet(nn.Module):
         x = self.gdconv(x)
         x = self.conv3(x)
         return self.bn(x.flatten(1))
+
+
+def fold_final_batchnorm(module: nn.Module) -> int:
+    """Fold each MobileFaceNet's final BatchNorm1d into ``conv3``, in place; returns how many were folded.
+
+    ``conv3`` is a 1x1 conv on the 1x1 map left by ``gdconv``, so the BatchNorm after ``flatten`` is a per-channel
+    affine map of ``conv3``'s output channels: ``bn(conv3(x)) == conv3_{W*s, (b-mean)*s+beta}(x)`` with
+    ``s = gamma / sqrt(var + eps)``, exact in real arithmetic (eval mode only). In an int8 graph the unfolded
+    BatchNorm would survive as a float MUL + ADD after a DEQUANTIZE; folded, ``conv3`` is the last integer op.
+    """
+    folded = 0
+    for net in module.modules():
+        if not isinstance(net, MobileFaceNet) or not isinstance(net.bn, nn.BatchNorm1d):
+            continue
+        bn = net.bn
+        if bn.training or bn.running_mean is None or bn.running_var is None:
+            continue  # batch statistics: not a fixed affine map
+        with torch.no_grad():
+            scale = torch.rsqrt(bn.running_var + bn.eps)
+            if bn.weight is not None:
+                scale = scale * bn.weight
+            shift = -bn.running_mean * scale + (bn.bias if bn.bias is not None else 0.0)
+            bias = net.conv3.bias if net.conv3.bias is not None else torch.zeros_like(shift)
+            net.conv3.weight.mul_(scale.view(-1, 1, 1, 1))
+            new_bias = bias * scale + shift
+            if net.conv3.bias is None:
+                net.conv3.bias = nn.Parameter(new_bias)
+            else:
+                net.conv3.bias.copy_(new_bias)
+        net.bn = nn.Identity().train(net.training)
+        folded += 1
+    return folded
 
 
 def build_mobilefacenet(spec: ModelSpec) -> MobileFaceNet:
