@@ -12,6 +12,7 @@ the host normalises what the graph does not.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -240,7 +241,7 @@ def foreign_spec(path: Path, options: EmbedderOptions, embedding_dim: int) -> Mo
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
     crop = options.crop or (base.crop if base else "box")
     margin = base.box_margin if base is not None and crop == base.crop else 0
-    return ModelSpec(backbone=f"foreign:{path.name}", input_size=options.input_size or base.input_size,
+    return ModelSpec(backbone="foreign:" + re.sub(r"[^A-Za-z0-9_.-]", "_", path.name)[:90], input_size=options.input_size or base.input_size,
                      embedding_dim=embedding_dim, mean=mean, std=std, channel_order=options.channel_order or "RGB",
                      l2_normalized=False, crop=crop, box_margin=margin)
 

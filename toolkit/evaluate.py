@@ -428,6 +428,8 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
     from toolkit.app_sim import DESCRIPTIONS, app_eval_dir, check_simulation
 
     started = time.perf_counter()
+    if simulate_app is not None and pairs is None:
+        raise InputError("--simulate-app needs --pairs: it measures verification with the app's crops")
     if pairs is None and csv is None:
         raise InputError("nothing to evaluate", hint="give --pairs PAIRS.txt (verification) and/or --csv faces.csv")
     if not (0 < far < 1):
@@ -437,8 +439,6 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     check_simulation(simulate_app)
-    if simulate_app is not None and pairs is None:
-        raise InputError("--simulate-app needs --pairs: it measures verification with the app's crops")
     for what, given in (("pairs file", pairs), ("faces CSV", csv)):
         if given is not None and not Path(given).is_file():  # before the output check: the likelier mistake
             raise InputError(f"{what} not found: {given}")
@@ -513,6 +513,8 @@ def evaluate_model_file(path: str | Path, options: "EmbedderOptions | None" = No
 
     path = Path(path)
     options = options or EmbedderOptions()
+    if kwargs.get("simulate_app") is not None and kwargs.get("pairs") is None:  # before loading the model
+        raise InputError("--simulate-app needs --pairs: it measures verification with the app's crops")
     if not path.exists():
         raise InputError(f"model not found: {path}")
     classifier, class_names = None, []

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,7 @@ import numpy as np
 from toolkit.errors import InputError
 
 CROP_METHODS = ("box", "align")
+BACKBONE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}")
 CHANNEL_ORDERS = ("RGB", "BGR")
 INPUT_LAYOUTS = ("NHWC",)
 INPUT_DTYPES = ("float32",)
@@ -59,10 +61,19 @@ class ModelSpec:
     box_margin: int = 0
 
     def __post_init__(self) -> None:
+        # A spec read from a manifest or a .tflite is not trusted: its values end up in generated Kotlin and code.
+        for name in ("input_size", "embedding_dim", "box_margin"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InputError(f"{name} must be an integer, got {value!r}")
+        if not isinstance(self.backbone, str) or not BACKBONE_NAME.fullmatch(self.backbone):
+            raise InputError(f"backbone must be a name of letters, digits, '_', '.', '-' or ':', got {self.backbone!r}")
         if self.input_size < 8:
             raise InputError(f"input_size must be >= 8, got {self.input_size}")
         if self.embedding_dim < 1:
             raise InputError(f"embedding_dim must be >= 1, got {self.embedding_dim}")
+        if not 0 <= self.box_margin < self.input_size:
+            raise InputError(f"box_margin must be in [0, input_size), got {self.box_margin}")
         if self.crop not in CROP_METHODS:
             raise InputError(f"crop must be one of {CROP_METHODS}, got {self.crop!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:

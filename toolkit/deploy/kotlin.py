@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -31,6 +32,10 @@ ADAPTER_FILE = "FtkFaceInput.kt"
 HARNESS_FILE = "FtkJvmHarness.kt"
 HARNESS_PACKAGE = "ftk.jvm"
 KIND_ALIGN, KIND_BOX, KIND_QUIT = 0, 1, 2
+_PACKAGE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}\.tflite")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_WORD = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 ROTATIONS = (0, 90, 180, 270)
 
 
@@ -62,10 +67,16 @@ def _values(spec: ModelSpec, package: str, model_file: str, model_sha256: str) -
     if tuple(spec.value_range) != (0.0, 255.0):
         raise InputError(f"the app feeds raw 0..255 pixels; the spec expects {list(spec.value_range)}",
                          hint="re-export with normalisation inside the graph")
+    # Every value is rendered from a checked, typed field: nothing from a manifest reaches the source verbatim.
+    for what, value, pattern in (("package", package, _PACKAGE), ("model file", model_file, _FILE),
+                                 ("sha256", model_sha256, _SHA256), ("backbone", spec.backbone, _WORD)):
+        if not pattern.fullmatch(value):
+            raise InputError(f"cannot generate Kotlin for {what} {value!r}")
     template = ALIGN_TEMPLATE_112 * (spec.input_size / 112.0)
     return {"FTK_VERSION": __version__, "PACKAGE": package, "MODEL_FILE": model_file, "MODEL_SHA256": model_sha256,
-            "BACKBONE": spec.backbone, "INPUT_SIZE": str(spec.input_size), "EMBEDDING_DIM": str(spec.embedding_dim),
-            "CROP": spec.crop, "BOX_MARGIN": str(spec.box_margin), "CHANNEL_ORDER": spec.channel_order,
+            "BACKBONE": spec.backbone, "INPUT_SIZE": str(int(spec.input_size)),
+            "EMBEDDING_DIM": str(int(spec.embedding_dim)), "CROP": {"align": "align", "box": "box"}[spec.crop],
+            "BOX_MARGIN": str(int(spec.box_margin)), "CHANNEL_ORDER": {"RGB": "RGB", "BGR": "BGR"}[spec.channel_order],
             "MODEL_ID": model_id(model_sha256),
             "TEMPLATE": ", ".join(_kotlin_double(v) for v in template.ravel())}
 
@@ -104,7 +115,7 @@ def _cache_root() -> Path:
 def compile_core(spec: ModelSpec, model_sha256: str = "0" * 64) -> Path:
     """A runnable jar of the generated core + the JVM driver, compiled once per generated source (cached)."""
     tools = find_kotlin()
-    core = _fill(CORE_FILE, _values(spec, HARNESS_PACKAGE, "jvm", model_sha256))
+    core = _fill(CORE_FILE, _values(spec, HARNESS_PACKAGE, "jvm.tflite", model_sha256))
     harness = _fill(HARNESS_FILE, {"PACKAGE": HARNESS_PACKAGE})
     digest = hashlib.sha256((core + "\0" + harness).encode()).hexdigest()[:24]
     jar = _cache_root() / f"ftk-preprocessor-{digest}.jar"

@@ -55,7 +55,11 @@ def _sha(data: bytes | None) -> str | None:
 
 
 def text_change(path: Path, new_text: str) -> FileChange:
-    return FileChange(path, new_text.encode("utf-8"), path.read_bytes() if path.exists() else None)
+    """``new_text`` (read with Python's newline translation) written back with the file's own line endings."""
+    old = path.read_bytes() if path.exists() else None
+    if old is not None and b"\r\n" in old and "\r" not in new_text:
+        new_text = new_text.replace("\n", "\r\n")
+    return FileChange(path, new_text.encode("utf-8"), old)
 
 
 def binary_change(path: Path, new: bytes) -> FileChange:
