@@ -532,3 +532,17 @@ def test_keep_app_preprocessing_refuses_over_an_earlier_ftk_preprocessor(tiny_ex
     out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4", "--keep-app-preprocessing")
     assert out.returncode == 2 and "already crops with ftk's preprocessor" in out.stderr
     assert snapshot(android_app) == before
+
+
+@pytest.mark.parametrize("key, value", [("box_margin", "0\n    init { java.io.File(\"/tmp/x\").writeText(\"x\") }"),
+                                        ("backbone", "tiny\nfun injected() {}"), ("box_margin", 40)])
+def test_an_edited_spec_never_reaches_generated_code(tiny_export, android_app, key, value):
+    """The spec in a manifest is not covered by the artifact hashes: its values are checked, not pasted."""
+    manifest_path = tiny_export / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["spec"][key] = value
+    manifest_path.write_text(json.dumps(manifest))
+    before = snapshot(android_app)
+    out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4")
+    assert out.returncode == 2 and key in out.stderr, out.stderr
+    assert snapshot(android_app) == before
