@@ -198,22 +198,27 @@ def write_reference_set(name: str, checkpoint: str | Path, faces: np.ndarray, de
             **(extra or {}),
         }
         write_json_atomic(staging / "manifest.json", manifest)
-        for f in staging.iterdir():
-            f.chmod(0o644)
-        staging.chmod(0o755)
-        if dest.exists():
-            old = dest.with_name(f".{name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            dest.rename(old)
-            staging.rename(dest)
-            shutil.rmtree(old)
-        else:
-            staging.rename(dest)
+        _publish(staging, dest)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     log.info("wrote reference set %s (%d faces)", dest, len(faces))
     return dest
+
+
+def _publish(staging: Path, dest: Path) -> None:
+    """Move a finished set folder into place (readable by all), replacing an older one only once it is complete."""
+    for f in staging.iterdir():
+        f.chmod(0o644)
+    staging.chmod(0o755)
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        dest.rename(old)
+        staging.rename(dest)
+        shutil.rmtree(old)
+    else:
+        staging.rename(dest)
 
 
 def regenerate_tiny_synthetic(root: Path | None = None, overwrite: bool = False, seed: int = 0) -> Path:
@@ -355,12 +360,7 @@ def regenerate_shared_face_set(name: str, backbone: str, shared: str | Path, wei
             "faces": faces, "tolerance": dict(DEFAULT_TOLERANCE), "tools": tool_versions(),
             "files": {f: {"sha256": sha256_file(staging / f)} for f in SHARED_FILES},
             "regenerate": f"python -m toolkit.reference regenerate-shared {name} --overwrite"})
-        for f in staging.iterdir():
-            f.chmod(0o644)
-        staging.chmod(0o755)
-        if dest.exists():
-            shutil.rmtree(dest)
-        staging.rename(dest)
+        _publish(staging, dest)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
