@@ -62,11 +62,7 @@ def _values(spec: ModelSpec, package: str, model_file: str, model_sha256: str) -
     from toolkit import __version__
     from toolkit.data.crop import ALIGN_TEMPLATE_112
 
-    if spec.channel_order not in ("RGB", "BGR"):
-        raise InputError(f"the app's preprocessor can feed RGB or BGR, the spec says {spec.channel_order!r}")
-    if tuple(spec.value_range) != (0.0, 255.0):
-        raise InputError(f"the app feeds raw 0..255 pixels; the spec expects {list(spec.value_range)}",
-                         hint="re-export with normalisation inside the graph")
+    spec.require_raw_pixels("the app's preprocessor")  # it feeds 0..255; channel order, crop: checked by the spec
     # Every value is rendered from a checked, typed field: nothing from a manifest reaches the source verbatim.
     for what, value, pattern in (("package", package, _PACKAGE), ("model file", model_file, _FILE),
                                  ("sha256", model_sha256, _SHA256), ("backbone", spec.backbone, _WORD)):
