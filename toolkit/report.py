@@ -67,9 +67,14 @@ def roc_overlay(ladder: list[dict[str, Any]]) -> str:
     for row in ladder:
         pts = row.get("roc_points") or {}
         if pts.get("fpr") and pts.get("tpr"):
-            ax.plot(pts["fpr"], pts["tpr"], label=f"{row['model']} (AUC {row.get('auc', 0):.4f})")
+            # The app's own crop (before deploy) is far below the rest: drawn dashed, left out of the zoom, so the
+            # backends stay told apart (its figures are in the tables).
+            before = row["model"].startswith("app before")
+            ax.plot(pts["fpr"], pts["tpr"], "--" if before else "-",
+                    label=f"{row['model']} (AUC {row.get('auc', 0):.4f})")
             drawn = True
-            lowest = min([lowest] + [t for f, t in zip(pts["fpr"], pts["tpr"]) if f >= 1e-3])
+            if not before:
+                lowest = min([lowest] + [t for f, t in zip(pts["fpr"], pts["tpr"]) if f >= 1e-3])
     if not drawn:
         plt.close(fig)
         return ""
