@@ -102,6 +102,7 @@ def test_unexpected_exception_exits_3_with_the_traceback_in_a_log(tmp_path):
     (["evaluate", "m.pt", "--pairs", "p.txt", "--batch-size", "0"], "--batch-size"),
     (["evaluate", "m.tflite", "--pairs", "p.txt", "--input-size", "100000"], "--input-size"),
     (["evaluate", "m.tflite", "--pairs", "p.txt", "--threads", "0"], "--threads"),
+    (["parity-check", "m.tflite", "--checkpoint", "c.pt", "--threads", "0"], "--threads"),
     (["prepare"], "Missing argument"),
     (["prepare", "photos", "--out", "f.csv", "--no-such-option"], "--no-such-option"),
     (["no-such-command"], "no-such-command"),

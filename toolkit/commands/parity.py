@@ -21,7 +21,7 @@ import click
 @click.option("--threshold", type=float, default=None,
               help="Cosine threshold for same/different agreement (default: the checkpoint's evaluation "
                    "report, else the median pair similarity).")
-@click.option("--threads", type=int, default=2, show_default=True, help="LiteRT interpreter threads.")
+@click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True, help="LiteRT interpreter threads.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Also write the report "
               "as JSON here.")
