@@ -151,16 +151,39 @@ def process_peak_rss() -> int:
 
 @contextlib.contextmanager
 def litert_progress(enabled: bool) -> Iterator[None]:
-    """Show or hide litert-torch's own task log for the duration of a conversion."""
+    """Show or hide litert-torch's own task log for the duration of a conversion. Hidden, the converter's C++/absl
+    lines on file descriptor 2 go to a temp file too (``--quiet`` means quiet); on failure its tail is shown."""
+    import sys
+    import tempfile
+
     import litert_torch
 
     config = litert_torch._config.config
     before = config.show_progress
     config.show_progress = enabled
+    saved, sink = None, None
+    if not enabled:
+        sys.stderr.flush()
+        sink = tempfile.TemporaryFile()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
     try:
         yield
+    except BaseException:
+        if saved is not None:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            tail = sink.read().decode(errors="replace").strip().splitlines()[-5:]
+            if tail:
+                log.warning("converter output before the failure:\n%s", "\n".join(tail))
+        raise
     finally:
         config.show_progress = before
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.close()
 
 
 def tool_versions() -> dict[str, str | None]:

@@ -385,3 +385,17 @@ def test_float16_loads_on_the_apps_tflite_2_12(ref_ckpt, tmp_path):
     verified = verify_runtime(result.artifacts["float16"].path, result.spec, "2.12.0")
     assert verified.tensorflow_version == "2.12.0"
     assert verified.passed and verified.cosine_min >= 0.9999, verified
+
+
+def test_quiet_export_prints_no_converter_lines(ref_ckpt, tmp_path):
+    """--quiet silences litert-torch's task log and the converter's own C++/absl lines (file descriptor 2)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "toolkit.cli", "export", str(ref_ckpt), "--out", str(tmp_path / "q"),
+                          "--quiet"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    noisy = [line for line in out.stderr.splitlines()
+             if "flatbuffer_export" in line or "[START]" in line or "[ DONE]" in line or "absl" in line]
+    assert noisy == [], noisy
+    assert (tmp_path / "q" / "model_float32.tflite").is_file()
