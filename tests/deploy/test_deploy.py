@@ -546,3 +546,16 @@ def test_an_edited_spec_never_reaches_generated_code(tiny_export, android_app, k
     out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4")
     assert out.returncode == 2 and key in out.stderr, out.stderr
     assert snapshot(android_app) == before
+
+
+def test_read_only_source_folder_is_refused_even_as_root(tiny_export, android_app):
+    """The generated files go beside the activities: a write-protected folder there is a refusal, not a write."""
+    folder = android_app / SOURCES
+    before = snapshot(android_app)
+    folder.chmod(0o555)
+    try:
+        out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4")
+    finally:
+        folder.chmod(0o755)
+    assert out.returncode == 2 and "facerecognition is not writable" in out.stderr, out.stderr
+    assert snapshot(android_app) == before

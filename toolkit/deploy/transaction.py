@@ -130,7 +130,9 @@ def _target_problem(path: Path, root: Path) -> str | None:
     existing_parent = path.parent
     while not existing_parent.exists():
         existing_parent = existing_parent.parent
-    if not existing_parent.is_dir() or not os.access(existing_parent, os.W_OK | os.X_OK):
+    writable_bits = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH  # a protected folder stays protected for root too
+    if not existing_parent.is_dir() or not os.access(existing_parent, os.W_OK | os.X_OK) \
+            or not existing_parent.stat().st_mode & writable_bits:
         return f"{_rel(existing_parent, root) if existing_parent != root else '.'} is not writable"
     return None
 
