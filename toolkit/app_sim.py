@@ -44,10 +44,7 @@ def check_simulation(mode: str | None) -> None:
 
 def app_eval_dir(model_path: str | Path, mode: str) -> Path:
     """Where ``ftk evaluate MODEL --simulate-app MODE`` writes its report by default (beside the model's own)."""
-    from toolkit.reports import default_eval_dir
-
-    default = default_eval_dir(model_path)
-    return default.with_name(f"{Path(model_path).stem}.app-{mode}.eval")
+    return Path(model_path).with_name(f"{Path(model_path).stem}.app-{mode}.eval")
 
 
 def sensor_frame(upright: np.ndarray, rotation: int = PHONE_ROTATION) -> np.ndarray:

@@ -136,10 +136,10 @@ def _crop_key(paths: Sequence[Path], spec: "ModelSpec", pick: str, detector: "Fa
     settings = {"v": CACHE_VERSION, "crop": spec.crop, "size": spec.input_size, "margin": spec.box_margin,
                 "pick": pick, "detector": [detector.min_face_size, list(detector.thresholds)]}
     if simulate_app is not None:
-        from toolkit.deploy.kotlin import TEMPLATES
+        from toolkit.deploy.kotlin import template_fingerprint
 
         # The "after" crops come from the generated Kotlin: a change to its template must not reuse old crops.
-        template = sha256_text((TEMPLATES / "FtkFacePreprocessor.kt").read_text()) if simulate_app == "after" else ""
+        template = template_fingerprint() if simulate_app == "after" else ""
         settings.update(simulate_app=simulate_app, template=template, channels=spec.channel_order)
     return sha256_text(json.dumps(settings, sort_keys=True) + "\n" + "\n".join(parts))
 

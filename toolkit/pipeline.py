@@ -388,6 +388,8 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
     classify_csv = faces_csv if (prep.result.get("split_counts") or {}).get("test") else None
 
     # The app rungs: the deployed artifact with the app's crops, before and after ftk deploy.
+    from toolkit.deploy.kotlin import template_fingerprint
+
     app_rungs = []
     if config.deploy is not None and config.deploy.app_rungs and config.deploy.variant in artifacts:
         app_rungs = [(f"app {mode} deploy ({config.deploy.variant})", artifacts[config.deploy.variant], mode)
@@ -414,7 +416,7 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
     ev = runner.run("evaluate", {"cfg": cfg["evaluate"], "export": exp.key, "checkpoint": upstream,
                                  "prepare": prep.key, "pairs": sha256_file(config.evaluate.pairs),
                                  "data": folder_fingerprint(Path(data_dir)), "app_rungs": [r[0] for r in app_rungs],
-                                 "kotlin": _kotlin_fingerprint() if app_rungs else None}, do_evaluate)
+                                 "kotlin": template_fingerprint() if app_rungs else None}, do_evaluate)
 
     # 6. parity
     # Decisions are compared at the threshold the app will use: the one calibrated for the float model.
@@ -541,13 +543,6 @@ def budget_failures(budget: BudgetSection, ladder: list[dict[str, Any]], parity:
     return failures
 
 
-
-
-def _kotlin_fingerprint() -> str:
-    """Changes when the generated Kotlin preprocessor's template changes (the app-after rung must rerun)."""
-    from toolkit.deploy.kotlin import CORE_FILE, TEMPLATES
-
-    return sha256_file(TEMPLATES / CORE_FILE)
 
 
 def _fresh_app_copy(source: Path, target: Path) -> Path:

@@ -39,6 +39,13 @@ _WORD = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 ROTATIONS = (0, 90, 180, 270)
 
 
+def template_fingerprint() -> str:
+    """sha256 of the core's template: crops made by the generated Kotlin are valid only for this template."""
+    from toolkit.io import sha256_file
+
+    return sha256_file(TEMPLATES / CORE_FILE)
+
+
 def model_id(sha256: str) -> str:
     """The id enrolled records carry: the first 12 hex digits of the deployed .tflite's sha256."""
     return sha256[:12]
