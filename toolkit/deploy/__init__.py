@@ -341,7 +341,9 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
         changes += [text_change(path, text) for path, text in sorted(bumped_texts(runtime, bump_runtime).items())]
     sources = patched_sources(app, asset_file, spec.input_size, spec.embedding_dim, new_threshold)
     if keep_app_preprocessing:
-        if any("FtkFaceInput" in a.text for a in app.activities):
+        from toolkit.deploy.app_code import uses_ftk_preprocessor
+
+        if any(uses_ftk_preprocessor(a.text) for a in app.activities):
             raise InputError("--keep-app-preprocessing: the app already crops with ftk's preprocessor from an "
                              "earlier deploy, generated for another model; keeping it would leave it wrong for "
                              f"{asset_file}; nothing was changed",

@@ -92,6 +92,11 @@ def code_only(text: str) -> str:
     return "".join(out)
 
 
+def uses_ftk_preprocessor(text: str) -> bool:
+    """The source crops with FtkFaceInput (an earlier ftk deploy), comments aside."""
+    return _FTK_CROP_RE.search(code_only(text)) is not None
+
+
 def _rel(path: Path, root: Path) -> str:
     return str(path.relative_to(root))
 
@@ -147,7 +152,7 @@ def _directly_in_unit_function(code: str, offset: int) -> bool:
 
 def _crop(text: str, code: str, name: str, plan: AppPreprocessing) -> str:
     crops = list(_CROP_RE.finditer(code))
-    patched = _FTK_CROP_RE.search(code) is not None
+    patched = uses_ftk_preprocessor(text)
     if patched and crops:
         plan.problems.append(f"{name}: crops both with cropAndResizeFace and with FtkFaceInput")
         return text
