@@ -19,6 +19,7 @@ Sets are written only by an explicit command, never by a test::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import logging
 import os
@@ -27,12 +28,12 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
 from toolkit.errors import InputError, OutputExistsError, ToolkitError
-from toolkit.io import read_json, sha256_file, write_json_atomic
+from toolkit.io import read_json, sha256_bytes, sha256_file, write_json_atomic
 from toolkit.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -173,9 +174,7 @@ def write_reference_set(name: str, checkpoint: str | Path, faces: np.ndarray, de
     meta.spec.check_faces(faces)
     embeddings = torch_embeddings(checkpoint, faces).astype(np.float32)
     distances = distance_matrix(embeddings)
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-    try:
+    with _staged(dest) as staging:
         np.save(staging / "inputs.npy", faces, allow_pickle=False)
         np.save(staging / "embeddings.npy", embeddings, allow_pickle=False)
         np.save(staging / "distances.npy", distances, allow_pickle=False)
@@ -198,12 +197,21 @@ def write_reference_set(name: str, checkpoint: str | Path, faces: np.ndarray, de
             **(extra or {}),
         }
         write_json_atomic(staging / "manifest.json", manifest)
+    log.info("wrote reference set %s (%d faces)", dest, len(faces))
+    return dest
+
+
+@contextlib.contextmanager
+def _staged(dest: Path) -> Iterator[Path]:
+    """A temp folder beside ``dest`` to write a set into; moved into place only if the block succeeds."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        yield staging
         _publish(staging, dest)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    log.info("wrote reference set %s (%d faces)", dest, len(faces))
-    return dest
 
 
 def _publish(staging: Path, dest: Path) -> None:
@@ -308,12 +316,6 @@ def _shared_crops(shared: Path, spec: ModelSpec, faces: list[dict[str, Any]]) ->
     return stack, [sha256_bytes(c.tobytes()) for c in stack]
 
 
-def sha256_bytes(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
 def regenerate_shared_face_set(name: str, backbone: str, shared: str | Path, weights: str, images: str,
                                limit: int = 32, seed: int = 0, root: Path | None = None,
                                overwrite: bool = False) -> Path:
@@ -346,9 +348,7 @@ def regenerate_shared_face_set(name: str, backbone: str, shared: str | Path, wei
     for face, digest in zip(faces, hashes):
         face["crop_sha256"] = digest
     embeddings = _embed_with_spec(weights_path, spec, crops).astype(np.float32)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
-    try:
+    with _staged(dest) as staging:
         np.save(staging / "embeddings.npy", embeddings, allow_pickle=False)
         np.save(staging / "distances.npy", distance_matrix(embeddings), allow_pickle=False)
         write_json_atomic(staging / "manifest.json", {
@@ -360,10 +360,6 @@ def regenerate_shared_face_set(name: str, backbone: str, shared: str | Path, wei
             "faces": faces, "tolerance": dict(DEFAULT_TOLERANCE), "tools": tool_versions(),
             "files": {f: {"sha256": sha256_file(staging / f)} for f in SHARED_FILES},
             "regenerate": f"python -m toolkit.reference regenerate-shared {name} --overwrite"})
-        _publish(staging, dest)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     log.info("wrote reference set %s (%d faces)", dest, len(faces))
     return dest
 
