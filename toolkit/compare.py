@@ -149,10 +149,9 @@ def short_label(path: str, width: int = 22) -> str:
 def plot_comparison(crops: Sequence[np.ndarray], names: Sequence[str], matrix: np.ndarray, threshold: float | None,
                     out: str | Path) -> Path:
     """A PNG grid: the face crops along the top and left, each cell the pair's score (green same, red different)."""
-    import matplotlib
+    from toolkit.constants import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from toolkit.io import atomic_path
 

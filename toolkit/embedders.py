@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from toolkit.constants import MANIFEST_NAME  # noqa: F401 - kept for importers
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import sha256_file
 from toolkit.spec import ModelSpec, parse_normalization
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"  # kept for importers; toolkit.manifest.MANIFEST_NAME is the one definition
 
 
 @runtime_checkable

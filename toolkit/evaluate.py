@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from toolkit.constants import DEFAULT_FAR
 from toolkit.errors import InputError
 from toolkit.io import check_outputs_free, check_writable_location, sha256_text, write_json_atomic
 from toolkit.metrics import DEFAULT_FARS, far_key, verification_metrics
@@ -318,7 +319,7 @@ def find_image_root(pairs_path: Path, data: str | Path | None, first_image: str)
 
 
 def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path | None = None,
-                 far: float = 1e-3, fars: Sequence[float] = DEFAULT_FARS, limit_pairs: int | None = None,
+                 far: float = DEFAULT_FAR, fars: Sequence[float] = DEFAULT_FARS, limit_pairs: int | None = None,
                  pick: str = "center", detector: "FaceDetector | None" = None, batch_size: int = 64,
                  progress: bool = True, timings: dict[str, float] | None = None, simulate_app: str | None = None
                  ) -> tuple[VerificationResult, np.ndarray, np.ndarray]:
@@ -415,7 +416,7 @@ def classification_accuracy(model: "FaceModel", class_names: Sequence[str], csv_
 
 def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str | Path | None = None,
              csv: str | Path | None = None, classifier: "FaceModel | None" = None,
-             class_names: Sequence[str] = (), far: float = 1e-3, out_dir: str | Path | None = None,
+             class_names: Sequence[str] = (), far: float = DEFAULT_FAR, out_dir: str | Path | None = None,
              model_path: str | Path | None = None, limit_pairs: int | None = None, pick: str = "center",
              detector: "FaceDetector | None" = None, batch_size: int = 64, overwrite: bool = False,
              progress: bool = True, simulate_app: str | None = None) -> EvaluationResult:

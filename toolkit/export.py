@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from toolkit import __version__
+from toolkit.constants import DEFAULT_CALIBRATION_FACES, MANIFEST_NAME
 from toolkit.errors import InputError, NoFacesError, ToolkitError
 from toolkit.io import atomic_path, check_outputs_free, ensure_writable_dir, sha256_file
 from toolkit.spec import ModelSpec
@@ -46,13 +47,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "ftk.export/1"
-MANIFEST_NAME = "manifest.json"
 ARTIFACT_NAMES = {"float32": "model_float32.tflite", "int8": "model_int8.tflite",
                   "float16": "model_float16.tflite"}
 QUANTIZE_CHOICES = ("int8", "float16")
 MIN_CALIBRATION_FACES = 16
 WARN_CALIBRATION_FACES = 100
-DEFAULT_CALIBRATION_LIMIT = 300
+DEFAULT_CALIBRATION_LIMIT = DEFAULT_CALIBRATION_FACES  # kept for importers
 # Folding is exact in real arithmetic; in float32 it moves a rounding step, nothing more.
 FOLD_TOLERANCE = 1e-4
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit.constants import DEFAULT_CALIBRATION_FACES
+
 from toolkit.errors import InputError
 from toolkit.io import check_outputs_free
 
@@ -65,7 +67,7 @@ def recalibrate_batchnorm(model, faces_uint8: np.ndarray, batch_size: int = 32, 
 
 def init_checkpoint(out: str | Path, backbone: str = "inception_resnet_v1", num_classes: int = 0,
                     calibration: str | Path | None = None, weights: str | Path | None = None,
-                    calibration_limit: int = 256, seed: int = 0, overwrite: bool = False,
+                    calibration_limit: int = DEFAULT_CALIBRATION_FACES, seed: int = 0, overwrite: bool = False,
                     input_size: int | None = None, crop: str | None = None,
                     progress: bool = True) -> InitCheckpointResult:
     import torch

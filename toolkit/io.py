@@ -203,6 +203,8 @@ def state_home() -> Path:
     if os.environ.get("FTK_STATE_DIR"):
         return Path(os.environ["FTK_STATE_DIR"])
     if os.environ.get("FTK_CACHE_DIR"):
-        return Path(os.environ["FTK_CACHE_DIR"]) / "state"
+        from toolkit.constants import cache_root
+
+        return cache_root() / "state"
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "ftk"

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
+from toolkit.constants import MANIFEST_NAME
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import read_json, sha256_file
 from toolkit.spec import ModelSpec
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
 CONTRACT_FORMAT = "ftk.contract"
 # Source-checkpoint facts that travel with the file (no machine paths: they mean nothing on another machine).

@@ -21,6 +21,7 @@ from typing import Any, Callable, Literal
 
 from toolkit import __version__
 from toolkit.config import dump_config, from_dict, load_config, to_plain
+from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_FAR
 from toolkit.errors import CheckFailed, ConfigError, DependencyError, InputError
 from toolkit.io import ensure_writable_dir, read_json, sha256_file, sha256_text, write_json_atomic
 
@@ -44,7 +45,7 @@ class PrepareSection:
 class EvaluateSection:
     pairs: Path  # LFW-protocol pairs file (pairsDevTest.txt for development, pairs.txt for the 10-fold protocol)
     data: Path | None = None  # the images the pairs refer to (default: prepare.images)
-    far: float = 1e-3  # the FAR at which the recommended threshold is chosen
+    far: float = DEFAULT_FAR  # the FAR at which the recommended threshold is chosen
     limit_pairs: int | None = None
     pytorch_baseline: bool = True  # also evaluate the starting weights, so the report shows what training changed
     # Drop the identities named in the pairs file from training, so verification is on people never trained on.
@@ -59,7 +60,7 @@ class EvaluateSection:
 @dataclass
 class ExportSection:
     quantize: bool = True  # also export full-integer int8 (PT2E, per-channel)
-    calibration_limit: int = 200
+    calibration_limit: int = DEFAULT_CALIBRATION_FACES
 
 
 @dataclass

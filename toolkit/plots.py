@@ -15,12 +15,9 @@ from toolkit.io import atomic_path
 
 
 def _pyplot():
-    import matplotlib
+    from toolkit.constants import pyplot
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:

@@ -48,18 +48,19 @@ def _pct(x: float | None, digits: int = 2) -> str:
     return "-" if x is None else f"{100 * x:.{digits}f}"
 
 
-def _ver(v: str | None) -> tuple[int, ...]:
+def _ver(v: str | None):
+    from toolkit.tflite.op_versions import parse_version
+
     try:
-        return tuple(int(p) for p in (v or "0").split("."))
+        return parse_version(v or "0")
     except ValueError:
-        return (0,)
+        return parse_version("0")
 
 
 def roc_overlay(ladder: list[dict[str, Any]]) -> str:
-    import matplotlib
+    from toolkit.constants import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     drawn = False

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from toolkit.constants import DEFAULT_FAR
 from toolkit.errors import InputError
 from toolkit.io import read_json, sha256_file
 
@@ -82,7 +83,6 @@ def threshold_at_far(report: dict[str, Any], far: float) -> float | None:
 
 
 # --- the one threshold resolver -------------------------------------------------------------------------------------
-DEFAULT_FAR = 1e-3
 # The crop settings a calibrated threshold depends on: a report made with other crops does not apply to the model.
 CROP_KEYS = ("crop", "box_margin", "input_size", "channel_order")
 

@@ -246,10 +246,9 @@ def format_csv(result: BenchResult) -> str:
 
 def write_plot(result: BenchResult, path: Path) -> None:
     """Median latency bar per model x threads (x device), p90 as the error bar's top; PNG via the Agg backend."""
-    import matplotlib
+    from toolkit.constants import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = [r for r in entry_rows(result) if r["median_ms"] is not None]
     labels = [f"{r['model']}\n{r['device']} t={r['threads']}" for r in rows]

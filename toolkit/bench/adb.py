@@ -294,8 +294,9 @@ def read_device_facts(client: AdbClient) -> dict[str, Any]:
 
 # --- benchmark binary --------------------------------------------------------------------------------------------------
 def _cache_root() -> Path:
-    env = os.environ.get("FTK_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "ftk"
+    from toolkit.constants import cache_root
+
+    return cache_root()
 
 
 def resolve_benchmark_binary(given: str | Path | None, abi: str) -> Path:

@@ -8,7 +8,7 @@ import click
 
 from toolkit.commands.common import build_embedder_options, echo_json, embedder_options
 
-DEFAULT_FAR = 1e-3  # same as toolkit.compare.DEFAULT_FAR (not imported: keep --help free of numpy)
+from toolkit.constants import DEFAULT_FAR  # stdlib only: --help stays free of numpy
 
 
 def _load(model, backbone, input_size, normalization, align, num_threads):

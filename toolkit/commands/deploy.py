@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import click
 
+from toolkit.constants import DEFAULT_FAR
+
 
 def _threshold(value):
     if value is None or value.strip().lower() == "auto":
@@ -21,7 +23,7 @@ def _threshold(value):
 @click.option("--threshold", default=None,
               help="Match threshold (cosine) to write: a number, or 'auto' = the one ftk evaluate calibrated for "
                    "exactly this file at --far. Default: leave it (with a warning if it looks far off).")
-@click.option("--far", type=float, default=1e-3, show_default=True, help="False-accept rate for --threshold auto.")
+@click.option("--far", type=float, default=DEFAULT_FAR, show_default=True, help="False-accept rate for --threshold auto.")
 @click.option("--dry-run", is_flag=True, help="Print the diff and the runtime verdict; write nothing.")
 @click.option("--bump-runtime", default=None, metavar="VERSION",
               help="Also set the app's org.tensorflow:tensorflow-lite dependency (and its -gpu companions) to VERSION.")

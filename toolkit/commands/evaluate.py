@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from toolkit.constants import DEFAULT_FAR
 from toolkit.commands.common import build_embedder_options, embedder_options
 
 
@@ -15,7 +16,7 @@ from toolkit.commands.common import build_embedder_options, embedder_options
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Faces CSV from `ftk prepare`: top-1 classification accuracy on its test split "
                    "(checkpoints with a classifier head).")
-@click.option("--far", type=float, default=1e-3, show_default=True,
+@click.option("--far", type=float, default=DEFAULT_FAR, show_default=True,
               help="False accept rate at which to recommend the cosine threshold.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Report folder (default: <model stem>.eval/ beside the model, where deploy looks).")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from toolkit.constants import DEFAULT_CALIBRATION_FACES
+
 
 @click.command("export")
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
@@ -15,7 +17,7 @@ import click
                    "not offered.")
 @click.option("--calibration", type=click.Path(), default=None,
               help="Face photos (Person/*.jpg folder) or a faces CSV to calibrate int8 on.")
-@click.option("--calibration-limit", type=int, default=300, show_default=True,
+@click.option("--calibration-limit", type=int, default=DEFAULT_CALIBRATION_FACES, show_default=True,
               help="Calibration faces to use (at least 16; under 100 warns).")
 @click.option("--calibration-batch", type=int, default=1, show_default=True,
               help="int8: faces per calibration step (> 1 observes on a batch-dimension graph, then converts the "

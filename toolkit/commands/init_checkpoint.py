@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import click
 
+from toolkit.constants import DEFAULT_CALIBRATION_FACES
+
 
 @click.command("init-checkpoint")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Checkpoint file to write (.pt).")
@@ -11,7 +13,7 @@ import click
               help="Local pretrained state_dict for the backbone (e.g. the MobileFaceNet .pt).")
 @click.option("--calibration", type=click.Path(exists=True), default=None,
               help="Image folder or faces CSV: re-estimate BatchNorm statistics on these faces.")
-@click.option("--calibration-limit", type=int, default=256, show_default=True)
+@click.option("--calibration-limit", type=int, default=DEFAULT_CALIBRATION_FACES, show_default=True)
 @click.option("--input-size", type=int, default=None, help="Override the backbone's input size.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing file.")

@@ -38,8 +38,9 @@ class Detection:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("FTK_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "ftk")
-    return Path(root)
+    from toolkit.constants import cache_root
+
+    return cache_root()
 
 
 def pick_face(detections: Sequence[Detection], image_size: tuple[int, int], strategy: str = "confidence") -> Detection | None:

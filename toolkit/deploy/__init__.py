@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolkit.constants import DEFAULT_FAR
 from toolkit.errors import InputError, ModelFileError
 from toolkit.spec import ModelSpec
 
@@ -278,7 +279,7 @@ def app_crop_cost(model_path: Path, spec: ModelSpec) -> str:
 # deploy / revert
 # ----------------------------------------------------------------------------------------------------------------
 def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = "int8",
-           threshold: float | str | None = None, far: float = 1e-3, dry_run: bool = False,
+           threshold: float | str | None = None, far: float = DEFAULT_FAR, dry_run: bool = False,
            bump_runtime: str | None = None, verify_runtime: bool = False,
            asset_name: str | None = None, keep_app_preprocessing: bool = False) -> DeployResult:
     """Patch ``app_dir`` to run the exported model. Nothing in the app changes unless every check passes.

@@ -67,14 +67,16 @@ def runtime_cache_dir() -> Path:
     explicit = os.environ.get("FTK_RUNTIME_CACHE")
     if explicit:
         return Path(explicit)
-    base = os.environ.get("FTK_CACHE_DIR")
-    return (Path(base) if base else Path.home() / ".cache" / "ftk") / "runtimes"
+    from toolkit.constants import cache_root
+
+    return cache_root() / "runtimes"
 
 
 def runtime_requirements(version: str) -> list[str]:
     # TF <= 2.12 was built against the numpy 1.x C API and breaks with numpy >= 1.24.
-    major_minor = tuple(int(p) for p in version.split(".")[:2])
-    numpy_pin = "numpy<1.24" if major_minor <= (2, 12) else "numpy<2"
+    from toolkit.tflite.op_versions import parse_version
+
+    numpy_pin = "numpy<1.24" if parse_version(version).release[:2] <= (2, 12) else "numpy<2"
     return [f"tensorflow-cpu=={version}", numpy_pin]
 
 

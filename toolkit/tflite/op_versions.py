@@ -12,6 +12,11 @@ list (BROADCAST_TO version 1 was rolled back upstream).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
 SOURCE = "tensorflow/tensorflow tensorflow/lite/tools/versioning/runtime_version.cc @ f3ddd831"
 
 MIN_RUNTIME: dict[str, tuple[str | None, ...]] = {
@@ -184,23 +189,14 @@ def min_runtime_for(op_name: str, version: int) -> str | None:
     return versions[version - 1]
 
 
-def parse_version(text: str) -> tuple[int, ...]:
-    """'2.12.0' -> (2, 12, 0); tolerant of suffixes like '2.16.0-rc1' (the numeric prefix of each part)."""
-    parts = []
-    for piece in text.strip().split("."):
-        digits = ""
-        for ch in piece:
-            if not ch.isdigit():
-                break
-            digits += ch
-        if not digits:
-            break
-        parts.append(int(digits))
-    if not parts:
-        raise ValueError(f"not a version: {text!r}")
-    while len(parts) < 3:
-        parts.append(0)
-    return tuple(parts)
+def parse_version(text: str) -> "Version":
+    """'2.12.0' -> Version('2.12.0') (PEP 440, via packaging: '2.16.0-rc1' is a pre-release below 2.16.0)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(text.strip())
+    except InvalidVersion:
+        raise ValueError(f"not a version: {text!r}") from None
 
 
 def version_at_least(have: str, need: str) -> bool:
