@@ -33,3 +33,8 @@ def pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+# The face-picking rule when a photo has several faces (toolkit.data.faces explains both); every command that
+# detects faces takes --pick.
+PICK_RULES = ("center", "confidence")
+DEFAULT_PICK = "center"

@@ -309,41 +309,6 @@ def select_records(config: TrainConfig) -> tuple[list["FaceRecord"], list["FaceR
     return train, val, class_names, len(present & excluded)
 
 
-def crop_records(records: list["FaceRecord"], image_root: Path, spec: "ModelSpec", workers: int,
-                 progress: bool, desc: str) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
-    """Crop each record's face per the spec (threads: PIL decodes and resizes outside the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from PIL import Image
-
-    from toolkit.data.crop import crop_face
-
-    def one(r: "FaceRecord"):
-        path = image_root / r.image_path
-        try:
-            with Image.open(path) as im:
-                return crop_face(im.convert("RGB"), spec, r.bbox, r.landmarks), None
-        except (OSError, InputError, ValueError) as exc:
-            return None, f"{type(exc).__name__}: {exc}"
-
-    images, labels, rejects = [], [], []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(one, records)
-        if progress:
-            from tqdm import tqdm
-
-            results = tqdm(results, total=len(records), desc=desc, unit="img", leave=False)
-        for r, (face, error) in zip(records, results):
-            if face is None:
-                rejects.append((r.image_path, error))
-            else:
-                images.append(face)
-                labels.append(r.label)
-    size = spec.input_size
-    arr = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
-    return arr, np.asarray(labels, dtype=np.int64), rejects
-
-
 def load_train_data(config: TrainConfig, spec: "ModelSpec", run_dir: Path, progress: bool = True,
                     build_cache: bool = True) -> TrainData:
     """Select, crop (or read the crop cache) and return the training and validation faces."""
@@ -366,6 +331,8 @@ def load_train_data(config: TrainConfig, spec: "ModelSpec", run_dir: Path, progr
     if build_cache:
         check_free_space(run_dir, _run_bytes(config, spec, len(class_names), len(train) + len(val)),
                          f"the run ({len(train) + len(val)} cached face crops and the checkpoints)")
+    from toolkit.data.faces import crop_records
+
     workers = config.num_workers or os.cpu_count() or 1
     train_images, train_labels, rejects = crop_records(train, root, spec, workers, progress, "cropping train faces")
     val_images, val_labels, val_rejects = crop_records(val, root, spec, workers, progress, "cropping val faces")

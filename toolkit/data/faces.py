@@ -1,34 +1,201 @@
-"""Real face crops for calibration, parity, evaluation: from an image folder (MTCNN) or a faces CSV."""
+"""One path from photos to model inputs to embeddings, used by every command that needs faces.
+
+    image files --MTCNN (cached per file)--> detections --pick--> one face per image --crop (spec)--> crops
+    faces CSV   --its boxes and landmarks---------------------------------------------crop (spec)--> crops
+    crops --Embedder.embed (L2-normalised there, once)--> embeddings          (:func:`embed_crops`, cached)
+
+Evaluate, parity, export's calibration, init-checkpoint, training (its CSV), compare, match, the golden reference
+sets and the GPU-machine script all crop here, so a face is the same input to the model whichever command made it.
+
+Face-picking rule (one, ``pick``): ``"center"`` (default) takes the detected face whose box centre is nearest the
+image centre, as LFW and enrolment photos are framed on their person; ``"confidence"`` takes the detector's most
+confident face. Every command that detects faces has ``--pick``.
+
+Missing-face policy (one, ``missing``), reported in :class:`FaceCrops`:
+
+- ``"skip"`` (default): an image where MTCNN finds no face is left out and listed in ``rejects`` with the reason;
+- ``"fallback"``: it is cropped at the median face position of the other images of the set (LFW images are centred)
+  and listed in ``fallback``. Verification uses it: the LFW protocol scores every pair, so no image may drop out.
+
+An unreadable image is a reject under either policy.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from toolkit.data.crop import crop_face
+from toolkit.constants import DEFAULT_PICK, PICK_RULES
+from toolkit.data.crop import center_crop, crop_face
 from toolkit.data.dataset import image_root_for, read_faces_csv
-from toolkit.data.detect import FaceDetector, list_images, pick_face
+from toolkit.data.detect import Detection, FaceDetector, cache_dir, list_images, pick_face
 from toolkit.errors import InputError, NoFacesError
+from toolkit.io import sha256_text
 from toolkit.spec import ModelSpec
 
+if TYPE_CHECKING:
+    from toolkit.data.dataset import FaceRecord
+    from toolkit.embedders import Embedder
+
 log = logging.getLogger(__name__)
+
+MISSING_POLICIES = ("skip", "fallback")
+CACHE_VERSION = 2
+# crop(image, box, landmarks) -> uint8 [S, S, 3]: the spec's crop, or the Android app's (toolkit.app_sim).
+Cropper = Callable[[Image.Image, Sequence[float], Sequence[Sequence[float]]], np.ndarray]
 
 
 @dataclass
 class FaceCrops:
+    """Crops in ``paths`` order, and what happened to every image that is not a plain detected face."""
+
     images: np.ndarray  # uint8 [N, S, S, 3] RGB
-    paths: list[str]
-    rejects: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    paths: list[str]  # one per row of images
+    rejects: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of images left out
+    fallback: list[str] = field(default_factory=list)  # images cropped at the median face position (no face found)
+    faces: list[Detection | None] = field(default_factory=list)  # the picked face per row (None: fallback / CSV)
+    faces_found: list[int] = field(default_factory=list)  # detections per row (0 for a fallback)
+    key: str | None = None  # identifies the image files and the crop settings (keys the embedding cache)
 
     def __len__(self) -> int:
         return len(self.paths)
 
+    def summary(self) -> str:
+        """One line for logs and reports: how many faces, and what the missing-face policy did."""
+        parts = [f"{len(self)} face crops"]
+        if self.fallback:
+            parts.append(f"{len(self.fallback)} without a detected face cropped at the median face position")
+        if self.rejects:
+            parts.append(f"{len(self.rejects)} images left out (e.g. {Path(self.rejects[0][0]).name}: "
+                         f"{self.rejects[0][1]})")
+        return ", ".join(parts)
 
+
+def check_pick(pick: str) -> None:
+    if pick not in PICK_RULES:
+        raise InputError(f"unknown face-picking rule {pick!r}", hint=f"--pick is one of {', '.join(PICK_RULES)}")
+
+
+def _empty(spec: ModelSpec) -> np.ndarray:
+    return np.zeros((0, spec.input_size, spec.input_size, 3), np.uint8)
+
+
+# --- photos: MTCNN, one face per image --------------------------------------------------------------------------------
+def crop_images(paths: Sequence[str | Path], spec: ModelSpec, *, detector: FaceDetector | None = None,
+                pick: str = DEFAULT_PICK, missing: str = "skip", progress: bool = True,
+                crop: Cropper | None = None) -> FaceCrops:
+    """One crop per image (the ``pick`` face, cropped as ``spec`` says, or by ``crop``); see the module docstring
+    for the missing-face policy."""
+    check_pick(pick)
+    if missing not in MISSING_POLICIES:
+        raise InputError(f"unknown missing-face policy {missing!r}", hint=f"one of {', '.join(MISSING_POLICIES)}")
+    paths = [Path(p) for p in paths]
+    crop = crop or (lambda image, box, landmarks: crop_face(image, spec, box, landmarks))
+    detections = (detector or FaceDetector()).detect_files(paths, progress=progress, desc="detecting faces")
+    rows: dict[int, tuple[np.ndarray, Detection | None, int]] = {}
+    rejects: list[tuple[str, str]] = []
+    no_face: list[int] = []
+    picked: list[tuple[Detection, tuple[int, int]]] = []
+    for i, (path, dets) in enumerate(zip(_bar(paths, progress, "cropping faces"), detections)):
+        if isinstance(dets, str):
+            rejects.append((str(path), dets))
+            continue
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+            face = pick_face(dets, im.size, pick)
+            if face is None:
+                no_face.append(i)
+                continue
+            rows[i] = (crop(im, face.box, face.landmarks), face, len(dets))
+            picked.append((face, im.size))
+        except (OSError, InputError, ValueError) as exc:  # changed on disk since detection, or a degenerate box
+            rejects.append((str(path), f"cannot crop: {exc}"))
+    fallback: list[str] = []
+    if missing == "fallback" and no_face:
+        median = _median_face(picked)
+        for i in no_face:
+            rows[i] = (_fallback_crop(paths[i], spec, median, crop), None, 0)
+            fallback.append(str(paths[i]))
+        log.info("no face detected in %d of %d images; cropped at the median face position", len(no_face), len(paths))
+    else:
+        rejects += [(str(paths[i]), "no face detected") for i in no_face]
+    order = sorted(rows)
+    images = np.stack([rows[i][0] for i in order]) if order else _empty(spec)
+    for path, why in rejects:
+        log.debug("%s: %s", path, why)  # the result lists them; callers decide how loud to be
+    return FaceCrops(images, [str(paths[i]) for i in order], sorted(rejects), fallback,
+                     [rows[i][1] for i in order], [rows[i][2] for i in order])
+
+
+def _bar(items: Sequence, progress: bool, desc: str):
+    if progress and len(items) > 100:
+        from tqdm import tqdm
+
+        return tqdm(items, desc=desc, unit="img")
+    return items
+
+
+def _median_face(picked: list[tuple[Detection, tuple[int, int]]]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Median box and landmarks of the detected faces, relative to image width/height."""
+    if not picked:
+        return None
+    boxes = [np.asarray(face.box, float) / [w, h, w, h] for face, (w, h) in picked]
+    marks = [np.asarray(face.landmarks, float) / [w, h] for face, (w, h) in picked]
+    return np.median(np.stack(boxes), axis=0), np.median(np.stack(marks), axis=0)
+
+
+def _fallback_crop(path: Path, spec: ModelSpec, median, crop: Cropper) -> np.ndarray:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+    if median is None:  # no face anywhere in the set: the image centre
+        return center_crop(im, spec.input_size)
+    w, h = im.size
+    box, marks = median
+    return crop(im, tuple(box * [w, h, w, h]), [tuple(p) for p in marks * [w, h]])
+
+
+# --- a faces CSV: its boxes and landmarks -----------------------------------------------------------------------------
+def crop_records(records: list["FaceRecord"], image_root: Path, spec: ModelSpec, workers: int = 1,
+                 progress: bool = False, desc: str = "cropping faces"
+                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Crop each record's face per the spec; (crops, labels, [(image_path, why)] of rows left out). Threads: PIL
+    decodes and resizes outside the GIL."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(r: "FaceRecord"):
+        try:
+            with Image.open(image_root / r.image_path) as im:
+                return crop_face(im.convert("RGB"), spec, r.bbox, r.landmarks), None
+        except (OSError, InputError, ValueError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    images, labels, rejects = [], [], []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = pool.map(one, records)
+        if progress and len(records) > 100:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(records), desc=desc, unit="img", leave=False)
+        for r, (face, error) in zip(records, results):
+            if face is None:
+                rejects.append((r.image_path, error))
+            else:
+                images.append(face)
+                labels.append(r.label)
+    arr = np.stack(images) if images else _empty(spec)
+    return arr, np.asarray(labels, dtype=np.int64), rejects
+
+
+# --- a face source: a photo folder or a faces CSV ---------------------------------------------------------------------
 def spread_sample(paths: list[Path], limit: int | None, seed: int = 0) -> list[Path]:
     """Up to ``limit`` paths, seeded, spread across identity folders (round-robin) rather than the first few."""
     if limit is None or len(paths) <= limit:
@@ -57,31 +224,11 @@ def spread_sample(paths: list[Path], limit: int | None, seed: int = 0) -> list[P
     return sorted(picked)
 
 
-def crops_from_files(paths: list[Path], spec: ModelSpec, detector: FaceDetector | None = None,
-                     progress: bool = True, strategy: str = "confidence") -> FaceCrops:
-    detector = detector or FaceDetector()
-    found = detector.detect_files(paths, progress=progress)
-    images, kept, rejects = [], [], []
-    for path, dets in zip(paths, found):
-        if isinstance(dets, str):
-            rejects.append((str(path), dets))
-            continue
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            face = pick_face(dets, im.size, strategy)
-            if face is None:
-                rejects.append((str(path), "no face detected"))
-                continue
-            images.append(crop_face(im, spec, face.box, face.landmarks))
-            kept.append(str(path))
-    arr = np.stack(images) if images else np.zeros((0, spec.input_size, spec.input_size, 3), np.uint8)
-    return FaceCrops(arr, kept, rejects)
-
-
 def load_face_crops(source: str | Path, spec: ModelSpec, limit: int | None = None, seed: int = 0,
                     split: str | None = None, progress: bool = True, detector: FaceDetector | None = None,
-                    min_faces: int = 1) -> FaceCrops:
-    """Face crops for ``spec`` from an image folder (detected with MTCNN) or a faces CSV (its boxes/landmarks).
+                    min_faces: int = 1, pick: str = DEFAULT_PICK) -> FaceCrops:
+    """Face crops for ``spec`` from an image folder (MTCNN, ``pick`` rule) or a faces CSV (its boxes/landmarks);
+    images without a face are skipped and listed.
 
     Raises :class:`NoFacesError` when fewer than ``min_faces`` usable crops are found.
     """
@@ -94,7 +241,7 @@ def load_face_crops(source: str | Path, spec: ModelSpec, limit: int | None = Non
         paths = spread_sample(list_images(source), limit, seed)
         if not paths:
             raise NoFacesError(f"no images (.jpg/.png) found under {source}")
-        crops = crops_from_files(paths, spec, detector, progress)
+        crops = crop_images(paths, spec, detector=detector, pick=pick, progress=progress)
     else:
         raise InputError(f"{source} is neither an image folder nor a .csv of faces")
     if len(crops) < min_faces:
@@ -104,7 +251,7 @@ def load_face_crops(source: str | Path, spec: ModelSpec, limit: int | None = Non
             + (f" (e.g. {reasons})" if reasons else ""),
             hint="point to a folder of photos with visible faces",
         )
-    log.info("loaded %d face crops from %s (%d rejected)", len(crops), source, len(crops.rejects))
+    log.info("%s from %s", crops.summary(), source)
     return crops
 
 
@@ -116,19 +263,141 @@ def _crops_from_csv(csv_path: Path, spec: ModelSpec, limit: int | None, seed: in
     if limit is not None and len(records) > limit:
         records = sorted(random.Random(seed).sample(records, limit), key=lambda r: r.image_path)
     root = image_root_for(csv_path)
-    images, kept, rejects = [], [], []
-    iterator = records
-    if progress and len(records) > 200:
+    images, _, rejected = crop_records(records, root, spec, progress=progress)
+    failed = {path for path, _ in rejected}
+    kept = [str(root / r.image_path) for r in records if r.image_path not in failed]
+    return FaceCrops(images, kept, [(str(root / p), why) for p, why in rejected],
+                     faces=[None] * len(kept), faces_found=[1] * len(kept))
+
+
+# --- cached crops and embeddings (evaluation re-runs the same image sets) ---------------------------------------------
+def _crop_key(paths: Sequence[Path], spec: ModelSpec, pick: str, missing: str, detector: FaceDetector,
+              simulate_app: str | None = None) -> str:
+    parts = []
+    for p in paths:
+        st = p.stat()
+        parts.append(f"{p.resolve()}|{st.st_size}|{int(st.st_mtime)}")
+    settings = {"v": CACHE_VERSION, "crop": spec.crop, "size": spec.input_size, "margin": spec.box_margin,
+                "pick": pick, "missing": missing, "detector": [detector.min_face_size, list(detector.thresholds)]}
+    if simulate_app is not None:
+        from toolkit.deploy.kotlin import template_fingerprint
+
+        # The "after" crops come from the generated Kotlin: a change to its template must not reuse old crops.
+        template = template_fingerprint() if simulate_app == "after" else ""
+        settings.update(simulate_app=simulate_app, template=template, channels=spec.channel_order)
+    return sha256_text(json.dumps(settings, sort_keys=True) + "\n" + "\n".join(parts))
+
+
+def _cache_file(kind: str, key: str) -> Path:
+    return cache_dir() / kind / f"{key[:32]}.npz"
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {n: data[n] for n in data.files}
+    except Exception as exc:  # noqa: BLE001 - a damaged cache entry is recomputed, never fatal
+        log.warning("ignoring unreadable cache file %s: %s", path, exc)
+        return None
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    from toolkit.io import atomic_path
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+    except OSError as exc:  # a read-only cache must not stop the evaluation
+        log.warning("cannot write cache %s: %s", path, exc)
+
+
+def cached_crops(paths: Sequence[str | Path], spec: ModelSpec, *, detector: FaceDetector | None = None,
+                 pick: str = DEFAULT_PICK, missing: str = "fallback", progress: bool = True,
+                 use_cache: bool = True, simulate_app: str | None = None) -> FaceCrops:
+    """:func:`crop_images` for a fixed image set (e.g. a pairs file's), cached under ``$FTK_CACHE_DIR/crops``.
+
+    ``simulate_app`` ("before" / "after", :mod:`toolkit.app_sim`) crops as the Android app does instead. Under the
+    ``fallback`` policy every path has a row, in order; under ``skip`` only the kept ones.
+    """
+    paths = [Path(p) for p in paths]
+    detector = detector or FaceDetector()
+    key = _crop_key(paths, spec, pick, missing, detector, simulate_app)
+    cache_path = _cache_file("crops", key)
+    cached = _load_npz(cache_path) if use_cache else None
+    if cached is not None and {"images", "kept", "fallback"} <= set(cached):
+        log.info("reusing %d cached face crops from %s", len(cached["images"]), cache_path)
+        kept = [str(paths[i]) for i in cached["kept"]]
+        rejected = sorted(set(map(str, paths)) - set(kept))
+        return FaceCrops(cached["images"], kept, [(p, "no face detected") for p in rejected],
+                         [str(paths[i]) for i in cached["fallback"]], key=key)
+    with _cropper(spec, simulate_app) as crop:
+        crops = crop_images(paths, spec, detector=detector, pick=pick, missing=missing, progress=progress, crop=crop)
+    crops.key = key
+    unreadable = [r for r in crops.rejects if r[1] != "no face detected"]
+    if use_cache and not unreadable:  # an unreadable file may be fixed: never cache around it
+        index = {str(p): i for i, p in enumerate(paths)}
+        _save_npz(cache_path, images=crops.images, kept=np.array([index[p] for p in crops.paths], np.int64),
+                  fallback=np.array([index[p] for p in crops.fallback], np.int64))
+    return crops
+
+
+def _cropper(spec: ModelSpec, simulate_app: str | None):
+    """A context manager yielding the crop function: None (the spec's crop), or the app's."""
+    if simulate_app is not None:
+        from toolkit.app_sim import app_cropper
+
+        return app_cropper(spec, simulate_app)
+    return contextlib.nullcontext(None)
+
+
+def embed_crops(embedder: "Embedder", faces: np.ndarray, batch_size: int = 64, progress: bool = True,
+                cache_key: str | None = None) -> np.ndarray:
+    """Embeddings of ``faces`` in batches (progress bar), cached by model sha256 + spec + ``cache_key``.
+
+    ``Embedder.embed`` returns unit-length rows (the embedders normalise, once); a NaN/inf or non-unit result is an
+    error here, not something quietly fixed.
+    """
+    cache_path = None
+    if cache_key is not None:
+        host = [getattr(embedder, "host_mean", None), getattr(embedder, "host_std", None)]
+        ident = json.dumps({"model": embedder.model_sha256, "spec": embedder.spec.to_dict(), "crops": cache_key,
+                            "host": [None if v is None else np.asarray(v).tolist() for v in host]}, sort_keys=True)
+        cache_path = _cache_file("embeddings", sha256_text(ident))
+        cached = _load_npz(cache_path)
+        if cached is not None and cached.get("embeddings", np.empty(0)).shape == (len(faces), embedder.spec.embedding_dim):
+            log.info("reusing cached embeddings %s", cache_path)
+            return cached["embeddings"].astype(np.float32)
+    chunks = range(0, len(faces), batch_size)
+    if progress and len(faces) > batch_size:
         from tqdm import tqdm
 
-        iterator = tqdm(records, desc="cropping faces", unit="img")
-    for r in iterator:
-        path = root / r.image_path
-        try:
-            with Image.open(path) as im:
-                images.append(crop_face(im.convert("RGB"), spec, r.bbox, r.landmarks))
-            kept.append(str(path))
-        except (OSError, InputError) as exc:
-            rejects.append((str(path), str(exc)))
-    arr = np.stack(images) if images else np.zeros((0, spec.input_size, spec.input_size, 3), np.uint8)
-    return FaceCrops(arr, kept, rejects)
+        chunks = tqdm(chunks, desc=f"embedding ({embedder.name})", unit="batch")
+    out = [np.asarray(embedder.embed(faces[s : s + batch_size]), np.float32) for s in chunks]
+    emb = np.concatenate(out) if out else np.zeros((0, embedder.spec.embedding_dim), np.float32)
+    check_embeddings(emb, embedder.name)
+    if cache_path is not None:
+        _save_npz(cache_path, embeddings=emb)
+    return emb
+
+
+def check_embeddings(emb: np.ndarray, name: str) -> None:
+    if not np.isfinite(emb).all():
+        raise InputError(f"{name} produced NaN/inf embeddings; the model is broken for these inputs")
+    norms = np.linalg.norm(emb, axis=1)
+    if len(emb) and np.abs(norms - 1).max() > 1e-3:
+        raise InputError(f"{name} returned embeddings of length {norms.min():.3g}..{norms.max():.3g}, not 1",
+                         hint="an Embedder's embed() must return L2-normalised rows (toolkit.embedders.l2_normalize)")
+
+
+def embed_images(paths: Sequence[str | Path], embedder: "Embedder", *, detector: FaceDetector | None = None,
+                 pick: str = DEFAULT_PICK, progress: bool = False) -> tuple[FaceCrops, np.ndarray]:
+    """Photos -> (their crops, unit-length embeddings), images without a face skipped (compare, match)."""
+    crops = crop_images(paths, embedder.spec, detector=detector, pick=pick, progress=progress)
+    if not len(crops):
+        return crops, np.zeros((0, embedder.spec.embedding_dim), np.float32)
+    return crops, embed_crops(embedder, crops.images, progress=progress)
+
