@@ -1,15 +1,16 @@
 """ftk deploy: put an exported model into an Android app checkout, safely, and check the app's runtime can run it.
 
-``deploy()`` reads the export manifest and the .tflite, finds the activities by content, computes every change
-(asset copy, model file name, inputSize, embeddingDim, threshold, optionally the Gradle runtime), gates on runtime
-compatibility, and applies the changes all-or-nothing with a backup for ``revert()``.
+``deploy()`` is ``plan_deploy()`` then ``apply_deploy()``. The plan reads the export manifest and the .tflite, finds
+the activities by content and computes every change (asset copy, model file name, inputSize, embeddingDim,
+threshold, optionally the Gradle runtime) with nothing written; a dry run reports it. Applying gates on runtime
+compatibility and writes the changes all-or-nothing with a backup for ``revert()``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -276,8 +277,19 @@ def app_crop_cost(model_path: Path, spec: ModelSpec) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# deploy / revert
+# deploy = plan, then apply
 # ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class DeployPlan:
+    """Everything one deploy would do, computed with nothing written: a dry run reports it, apply_deploy runs it."""
+    result: DeployResult  # what the dry run reports: diff, changed files, runtime verdict, preprocessing, warnings
+    changes: list[Any]  # the transaction's FileChanges that really change a file (the asset copy first)
+    model_path: Path
+    spec: ModelSpec
+    verify_runtime: bool
+    journal: dict[str, Any]  # recorded beside the backup: revert and later deploys read it
+
+
 def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = "int8",
            threshold: float | str | None = None, far: float = DEFAULT_FAR, dry_run: bool = False,
            bump_runtime: str | None = None, verify_runtime: bool = False,
@@ -286,12 +298,23 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
 
     By default the app's own face crop is replaced with the preprocessor generated from the model's spec
     (:mod:`toolkit.deploy.kotlin`); ``keep_app_preprocessing`` deploys the model file and constants only.
+    ``dry_run`` returns the plan's report and writes nothing.
     """
-    from toolkit.deploy.android import find_app, patched_sources
-    from toolkit.deploy.gradle import bumped_texts, find_runtime
-    from toolkit.deploy.transaction import apply_changes, binary_change, git_dirty_files, text_change, unified_diff
+    plan = plan_deploy(model_or_export_dir, app_dir, variant=variant, threshold=threshold, far=far,
+                       bump_runtime=bump_runtime, verify_runtime=verify_runtime, asset_name=asset_name,
+                       keep_app_preprocessing=keep_app_preprocessing)
+    return plan.result if dry_run else apply_deploy(plan)
+
+
+def plan_deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = "int8",
+                threshold: float | str | None = None, far: float = DEFAULT_FAR, bump_runtime: str | None = None,
+                verify_runtime: bool = False, asset_name: str | None = None,
+                keep_app_preprocessing: bool = False) -> DeployPlan:
+    """Check the model and the app and compute every change; reads only (InputError etc. on anything refused)."""
+    from toolkit.deploy.android import find_app
+    from toolkit.deploy.gradle import find_runtime
+    from toolkit.deploy.transaction import unified_diff
     from toolkit.tflite import inspect_tflite
-    from toolkit.tflite.op_versions import parse_version
 
     app_dir = Path(app_dir).resolve()
     model_path, precision, contract = resolve_model(model_or_export_dir, variant)
@@ -299,27 +322,80 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
     info = inspect_tflite(model_path)
     check_model_contract(spec, contract.manifest or contract.embedded or {}, info)
 
-    app = find_app(app_dir)
-    runtime = find_runtime(app_dir)
-    target_runtime = bump_runtime or runtime.version
-    if bump_runtime:
-        bumped_texts(runtime, bump_runtime)  # validates the version text before anything else
-        if parse_version(bump_runtime) < parse_version(runtime.version):
-            raise InputError(f"--bump-runtime {bump_runtime} is older than the app's {runtime.version}",
-                             hint="ftk deploy only moves the runtime forward")
-        if parse_version(bump_runtime) > parse_version(NEWEST_TFLITE_RELEASE):
-            raise InputError(f"--bump-runtime {bump_runtime} is newer than the newest org.tensorflow:tensorflow-lite "
-                             f"release ftk knows ({NEWEST_TFLITE_RELEASE})",
-                             hint="pass a released version, e.g. 2.16.1; later runtimes are LiteRT "
-                                  "(com.google.ai.edge.litert), a dependency change ftk does not make")
+    app, runtime = find_app(app_dir), find_runtime(app_dir)
+    target_runtime = _target_runtime(runtime, bump_runtime)
     verdict = compatibility_verdict(info, runtime.version, target_runtime, verify_runtime)
 
     warnings: list[str] = list(info.warnings)
     current_threshold = float(app.threshold.value) if app.threshold else None
     new_threshold, threshold_source = resolve_threshold(threshold, model_path, far, current_threshold, warnings,
                                                         spec)
-
     asset_file = asset_name or _asset_name(spec, precision)
+    asset_path, model_bytes = _checked_asset(app, app_dir, asset_file, model_path)
+    previous = _previous_settings(app, runtime.version, current_threshold)
+    sources, preprocessing = _app_sources(app, spec, asset_file, new_threshold, model_path, info.sha256,
+                                          keep_app_preprocessing, warnings)
+    changes = _file_changes(asset_path, model_bytes, runtime, bump_runtime, sources)
+    warnings += _change_warnings(app, app_dir, spec, asset_file, changes, preprocessing)
+
+    result = DeployResult(
+        app_dir=str(app_dir), model_path=str(model_path), variant=precision,
+        asset=str(asset_path.relative_to(app_dir)), dry_run=True, applied=False,
+        changed_files=[str(c.path.relative_to(app_dir)) for c in changes], diff=unified_diff(changes, app_dir),
+        previous=previous, input_size=spec.input_size, embedding_dim=spec.embedding_dim, threshold=new_threshold,
+        threshold_source=threshold_source, compatibility=verdict, preprocessing=preprocessing,
+        model_info=_model_info(info), warnings=warnings)
+    journal = {"model": str(model_path), "model_sha256": info.sha256, "variant": precision, "asset": result.asset,
+               "contract_source": contract.source,
+               "previous": previous, "threshold": new_threshold, "runtime": target_runtime}
+    return DeployPlan(result=result, changes=changes, model_path=model_path, spec=spec,
+                      verify_runtime=verify_runtime, journal=journal)
+
+
+def apply_deploy(plan: DeployPlan) -> DeployResult:
+    """Run ``plan`` through the all-or-nothing transaction, once the runtime gate (and --verify-runtime) pass."""
+    from toolkit.deploy.transaction import apply_changes
+
+    result = replace(plan.result, dry_run=False)
+    verdict = result.compatibility
+    if not verdict.compatible:
+        raise CompatibilityError(
+            f"{plan.model_path.name} cannot run on the app's TFLite {verdict.target_runtime}: "
+            + "; ".join(verdict.reasons) + "; nothing was changed",
+            hint="pass --bump-runtime VERSION to also update the app's Gradle dependency, or export a compatible "
+                 "variant")
+    if plan.verify_runtime:
+        result.runtime_verify = _verified_runtime(plan)
+    if not plan.changes:
+        log.info("the app already runs %s with these settings: nothing to do", Path(result.asset).name)
+        return result
+    backup = apply_changes(Path(result.app_dir), plan.changes, plan.journal)
+    result.applied = True
+    result.backup_dir = str(backup) if backup else None
+    return result
+
+
+def _target_runtime(runtime, bump_runtime: str | None) -> str:
+    """The runtime the app will have: its own, or ``bump_runtime`` (forward only, a released version)."""
+    from toolkit.deploy.gradle import bumped_texts
+    from toolkit.tflite.op_versions import parse_version
+
+    if not bump_runtime:
+        return runtime.version
+    bumped_texts(runtime, bump_runtime)  # validates the version text before anything else
+    if parse_version(bump_runtime) < parse_version(runtime.version):
+        raise InputError(f"--bump-runtime {bump_runtime} is older than the app's {runtime.version}",
+                         hint="ftk deploy only moves the runtime forward")
+    if parse_version(bump_runtime) > parse_version(NEWEST_TFLITE_RELEASE):
+        raise InputError(f"--bump-runtime {bump_runtime} is newer than the newest org.tensorflow:tensorflow-lite "
+                         f"release ftk knows ({NEWEST_TFLITE_RELEASE})",
+                         hint="pass a released version, e.g. 2.16.1; later runtimes are LiteRT "
+                              "(com.google.ai.edge.litert), a dependency change ftk does not make")
+    return bump_runtime
+
+
+def _checked_asset(app, app_dir: Path, asset_file: str, model_path: Path) -> tuple[Path, bytes]:
+    """(where the model goes in assets/, its bytes); refuses an unsafe name or clobbering a file ftk did not put."""
     if not SAFE_ASSET_NAME.fullmatch(asset_file):
         raise InputError(f"--asset-name {asset_file!r} is not a safe file name: it goes into assets/ and into a "
                          "Kotlin string literal", hint="use letters, digits, '.', '_' and '-', ending in .tflite, "
@@ -331,42 +407,60 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
         if existing != model_bytes and not _our_previous_asset(app_dir, asset_path, existing):
             raise InputError(f"{asset_path.relative_to(app_dir)} already exists and is not a model ftk deploy put "
                              "there", hint="pass --asset-name with another name, or move that file away")
+    return asset_path, model_bytes
 
-    previous = {"model_files": app.current_models,
-                "input_size": sorted({a.input_size for a in app.activities}),
-                "embedding_dim": sorted({a.embedding_dim for a in app.activities}),
-                "threshold": current_threshold, "runtime": runtime.version}
+
+def _previous_settings(app, runtime_version: str, current_threshold: float | None) -> dict[str, Any]:
+    return {"model_files": app.current_models,
+            "input_size": sorted({a.input_size for a in app.activities}),
+            "embedding_dim": sorted({a.embedding_dim for a in app.activities}),
+            "threshold": current_threshold, "runtime": runtime_version}
+
+
+def _app_sources(app, spec: ModelSpec, asset_file: str, new_threshold: float | None, model_path: Path,
+                 model_sha256: str, keep_app_preprocessing: bool,
+                 warnings: list[str]) -> tuple[dict[Path, str], dict[str, Any]]:
+    """(new texts of the app's sources, how its preprocessing is handled): constants always, the crop unless kept."""
+    from toolkit.deploy.android import patched_sources
+
+    sources = patched_sources(app, asset_file, spec.input_size, spec.embedding_dim, new_threshold)
+    if not keep_app_preprocessing:
+        generated, preprocessing = plan_preprocessing(app, spec, sources, asset_file, model_sha256)
+        sources.update(generated)
+        return sources, preprocessing
+    from toolkit.deploy.app_code import uses_ftk_preprocessor
+
+    if any(uses_ftk_preprocessor(a.text) for a in app.activities):
+        raise InputError("--keep-app-preprocessing: the app already crops with ftk's preprocessor from an "
+                         "earlier deploy, generated for another model; keeping it would leave it wrong for "
+                         f"{asset_file}; nothing was changed",
+                         hint="deploy without --keep-app-preprocessing (it regenerates it), or --revert first")
+    warnings.append(app_crop_cost(model_path, spec))
+    return sources, {"patched": False, "found": [], "added_files": []}
+
+
+def _file_changes(asset_path: Path, model_bytes: bytes, runtime, bump_runtime: str | None,
+                  sources: dict[Path, str]) -> list[Any]:
+    """The changes that really change a file, in the order the diff shows them: asset, Gradle, sources."""
+    from toolkit.deploy.gradle import bumped_texts
+    from toolkit.deploy.transaction import binary_change, text_change
 
     changes = [binary_change(asset_path, model_bytes)]
     if bump_runtime and bump_runtime != runtime.version:
         changes += [text_change(path, text) for path, text in sorted(bumped_texts(runtime, bump_runtime).items())]
-    sources = patched_sources(app, asset_file, spec.input_size, spec.embedding_dim, new_threshold)
-    if keep_app_preprocessing:
-        from toolkit.deploy.app_code import uses_ftk_preprocessor
-
-        if any(uses_ftk_preprocessor(a.text) for a in app.activities):
-            raise InputError("--keep-app-preprocessing: the app already crops with ftk's preprocessor from an "
-                             "earlier deploy, generated for another model; keeping it would leave it wrong for "
-                             f"{asset_file}; nothing was changed",
-                             hint="deploy without --keep-app-preprocessing (it regenerates it), or --revert first")
-        preprocessing = {"patched": False, "found": [], "added_files": []}
-        warnings.append(app_crop_cost(model_path, spec))
-    else:
-        generated, preprocessing = plan_preprocessing(app, spec, sources, asset_file, info.sha256)
-        sources.update(generated)
     changes += [text_change(path, text) for path, text in sorted(sources.items())]
-    changes = [c for c in changes if c.changed]
-    diff = unified_diff(changes, app_dir)
+    return [c for c in changes if c.changed]
 
-    old_dims = set(previous["embedding_dim"])
+
+def _change_warnings(app, app_dir: Path, spec: ModelSpec, asset_file: str, changes: list[Any],
+                     preprocessing: dict[str, Any]) -> list[str]:
+    """What the change leaves for the user: faces to re-enrol, a stale asset, uncommitted edits it backs up."""
+    from toolkit.deploy.transaction import git_dirty_files
+
+    warnings = []
+    old_dims = {a.embedding_dim for a in app.activities}
     if changes and (old_dims != {spec.embedding_dim} or set(app.current_models) != {asset_file}):
-        prefs = sorted({m for a in app.activities for m in re.findall(r'getSharedPreferences\(\s*"([^"]+)"', a.text)})
-        where = (f"SharedPreferences {', '.join(repr(p) for p in prefs)}" if prefs else "SharedPreferences")
-        skipped = (" (the patched matching skips them: records now carry the model's id)"
-                   if preprocessing.get("patched") else "")
-        warnings.append(f"faces registered with the previous model ({', '.join(app.current_models)}, "
-                        f"{'/'.join(str(d) for d in sorted(old_dims))}-d) are stored in {where} and are not "
-                        f"comparable with {asset_file} ({spec.embedding_dim}-d){skipped}: re-enrol every face")
+        warnings.append(_reenrol_warning(app, spec, asset_file, old_dims, bool(preprocessing.get("patched"))))
     for old_model in app.current_models:
         old_path = app.assets_dir / old_model
         if old_model != asset_file and old_path.is_file() and \
@@ -377,48 +471,40 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
     if dirty:
         warnings.append("uncommitted git changes in files ftk deploy patches: " + ", ".join(dirty)
                         + " (ftk deploy --revert restores them as they are now)")
-
-    result = DeployResult(
-        app_dir=str(app_dir), model_path=str(model_path), variant=precision,
-        asset=str(asset_path.relative_to(app_dir)), dry_run=dry_run, applied=False,
-        changed_files=[str(c.path.relative_to(app_dir)) for c in changes], diff=diff, previous=previous,
-        input_size=spec.input_size, embedding_dim=spec.embedding_dim, threshold=new_threshold,
-        threshold_source=threshold_source, compatibility=verdict, preprocessing=preprocessing,
-        model_info={"ops": [f"{op.name} v{op.version}" for op in info.ops], "min_runtime": info.min_runtime,
-                    "declared_min_runtime": info.declared_min_runtime, "external_buffers": info.external_buffers,
-                    "hybrid_int8": info.hybrid_int8, "sha256": info.sha256, "size_bytes": info.size_bytes},
-        warnings=warnings)
-    if dry_run:
-        return result
-    if not verdict.compatible:
-        raise CompatibilityError(
-            f"{model_path.name} cannot run on the app's TFLite {target_runtime}: " + "; ".join(verdict.reasons)
-            + "; nothing was changed",
-            hint="pass --bump-runtime VERSION to also update the app's Gradle dependency, or export a compatible "
-                 "variant")
-    if verify_runtime:
-        from toolkit.deploy.runtime_verify import verify_runtime as run_verify
-
-        check = run_verify(model_path, spec, target_runtime)
-        result.runtime_verify = asdict(check)
-        if not check.passed:
-            from toolkit.errors import CheckFailed
-
-            raise CheckFailed(f"tensorflow {check.tensorflow_version} and ai-edge-litert disagree on "
-                              f"{model_path.name}: min cosine {check.cosine_min:.6f} < {check.min_cosine_required}; "
-                              "nothing was changed", hint="do not ship this model on that runtime")
-    if not changes:
-        log.info("the app already runs %s with these settings: nothing to do", asset_file)
-        return result
-    meta = {"model": str(model_path), "model_sha256": info.sha256, "variant": precision, "asset": result.asset,
-            "contract_source": contract.source,
-            "previous": previous, "threshold": new_threshold, "runtime": target_runtime}
-    backup = apply_changes(app_dir, changes, meta)
-    result.applied = True
-    result.backup_dir = str(backup) if backup else None
-    return result
+    return warnings
 
 
+def _reenrol_warning(app, spec: ModelSpec, asset_file: str, old_dims: set[int], patched: bool) -> str:
+    prefs = sorted({m for a in app.activities for m in re.findall(r'getSharedPreferences\(\s*"([^"]+)"', a.text)})
+    where = (f"SharedPreferences {', '.join(repr(p) for p in prefs)}" if prefs else "SharedPreferences")
+    skipped = " (the patched matching skips them: records now carry the model's id)" if patched else ""
+    return (f"faces registered with the previous model ({', '.join(app.current_models)}, "
+            f"{'/'.join(str(d) for d in sorted(old_dims))}-d) are stored in {where} and are not "
+            f"comparable with {asset_file} ({spec.embedding_dim}-d){skipped}: re-enrol every face")
+
+
+def _model_info(info) -> dict[str, Any]:
+    return {"ops": [f"{op.name} v{op.version}" for op in info.ops], "min_runtime": info.min_runtime,
+            "declared_min_runtime": info.declared_min_runtime, "external_buffers": info.external_buffers,
+            "hybrid_int8": info.hybrid_int8, "sha256": info.sha256, "size_bytes": info.size_bytes}
+
+
+def _verified_runtime(plan: DeployPlan) -> dict[str, Any]:
+    """--verify-runtime: the model run on the app's runtime agrees with tensorflow, or CheckFailed."""
+    from toolkit.deploy.runtime_verify import verify_runtime
+    from toolkit.errors import CheckFailed
+
+    check = verify_runtime(plan.model_path, plan.spec, plan.result.compatibility.target_runtime)
+    if not check.passed:
+        raise CheckFailed(f"tensorflow {check.tensorflow_version} and ai-edge-litert disagree on "
+                          f"{plan.model_path.name}: min cosine {check.cosine_min:.6f} < {check.min_cosine_required}; "
+                          "nothing was changed", hint="do not ship this model on that runtime")
+    return asdict(check)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# revert
+# ----------------------------------------------------------------------------------------------------------------
 def revert(app_dir: str | Path, force: bool = False, dry_run: bool = False):
     """Undo the last ``deploy`` of ``app_dir`` from its backup set (refuses if those files were edited since).
     ``dry_run`` checks everything and says what would be restored and removed, writing nothing."""
@@ -430,4 +516,5 @@ def revert(app_dir: str | Path, force: bool = False, dry_run: bool = False):
     return revert_changes(app_dir, force=force, dry_run=dry_run)
 
 
-__all__ = ["CompatibilityError", "CompatibilityVerdict", "DeployResult", "deploy", "revert", "resolve_model"]
+__all__ = ["CompatibilityError", "CompatibilityVerdict", "DeployPlan", "DeployResult", "apply_deploy", "deploy",
+           "plan_deploy", "revert", "resolve_model"]
