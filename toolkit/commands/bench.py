@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import click
 
+from toolkit.commands.common import quiet_option
+
+
+def _thread_counts(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[int]:
+    """--threads N, repeatable; the old comma list (--threads 1,2) still works and means the same."""
+    counts = []
+    for value in values:
+        items = [item for item in value.replace(" ", "").split(",") if item]
+        if not items or not all(item.isdigit() and int(item) >= 1 for item in items):
+            raise click.BadParameter(f"{value!r}: a thread count is a positive integer "
+                                     "(--threads 1 --threads 2, or the old --threads 1,2)")
+        counts += [int(item) for item in items]
+    return list(dict.fromkeys(counts))  # each count timed once, in the order given
+
 
 @click.command("bench")
 @click.argument("models", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--device", type=click.Choice(["host", "adb"]), default="host", show_default=True,
               help="Where to run: this machine (LiteRT interpreter) or adb-connected Android devices.")
-@click.option("--threads", default="1", show_default=True, help="Thread counts, comma-separated, e.g. 1,2,4.")
+@click.option("--threads", "threads", multiple=True, default=("1",), show_default=True, metavar="N",
+              callback=_thread_counts,
+              help="A thread count to benchmark; repeat for several (--threads 1 --threads 4). The old comma list "
+                   "(--threads 1,4) means the same.")
 @click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs before timing.")
 @click.option("--runs", type=int, default=50, show_default=True, help="Timed runs per model and thread count.")
 @click.option("--min-time", "min_time", type=float, default=None,
@@ -30,16 +47,18 @@ import click
               help="adb: benchmark_model delegate flag.")
 @click.option("--cpus", default=None, help="adb: taskset hex mask (default: the fastest cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the table.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Write the table as CSV.")
+@click.option("--table-csv", "--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the result table to this CSV file (--out does not). (Old spelling: --csv.)")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write the latency bar chart here (default with --out: OUT/latency.png).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for bench.json and latency.png.")
+              help="Folder to write bench.json and latency.png into.")
 @click.option("--no-rss", is_flag=True, help="Host: skip the per-model peak-RSS child process.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@quiet_option()
 def bench_cmd(models, device, threads, warmup, runs, min_time, checkpoint, serials, benchmark_binary, adb_client,
               device_python, repeats, cooldown, delegate, cpus, as_json, csv_path, plot_path, out_dir, no_rss,
-              overwrite):
+              overwrite, quiet):
     """Latency of MODELS (.tflite) on the host or on adb-connected Android devices."""
     from toolkit.bench import format_table, run_bench
     from toolkit.commands.common import echo_json
@@ -48,7 +67,7 @@ def bench_cmd(models, device, threads, warmup, runs, min_time, checkpoint, seria
                        checkpoint=checkpoint, serials=serials, benchmark_binary=benchmark_binary,
                        adb_client=adb_client, device_python=device_python, repeats=repeats, cooldown_s=cooldown,
                        delegate=delegate, cpus=cpus, out_dir=out_dir, csv_path=csv_path, plot_path=plot_path,
-                       overwrite=overwrite, measure_rss=not no_rss, progress=not as_json)
+                       overwrite=overwrite, measure_rss=not no_rss, progress=not (quiet or as_json))
     if as_json:
         echo_json(result.to_dict(with_samples=False))
         return

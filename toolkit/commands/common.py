@@ -8,6 +8,36 @@ from typing import Any
 
 import click
 
+from toolkit.constants import DEFAULT_PICK, PICK_RULES  # stdlib only: --help stays free of numpy
+
+# The shared flags, defined once so each keeps one meaning in every command (docs/cli.md lists them).
+FACES_HELP = "Real face photos: a Person/*.jpg folder (detected with MTCNN) or a faces CSV from `ftk prepare`."
+
+
+def faces_option(old_name: str, help: str, exists: bool = False):
+    """--faces DIR_OR_CSV (parameter ``faces``), with the command's old spelling kept as an alias."""
+    return click.option("--faces", old_name, "faces", type=click.Path(exists=exists), default=None,
+                        metavar="DIR_OR_CSV", help=f"{FACES_HELP} {help} (Old spelling: {old_name}.)")
+
+
+def quiet_option(*old_names: str):
+    """--quiet (parameter ``quiet``): no progress bars; the result is still printed."""
+    old = f" (Old spelling: {', '.join(old_names)}.)" if old_names else ""
+    return click.option("--quiet", *old_names, "quiet", is_flag=True,
+                        help=f"No progress bars (the result is still printed).{old}")
+
+
+def pick_option(help: str = ""):
+    """--pick center|confidence (parameter ``pick``): which face to use when MTCNN finds several."""
+    return click.option("--pick", type=click.Choice(PICK_RULES), default=DEFAULT_PICK, show_default=True,
+                        help="Which face to use when MTCNN finds several: the one nearest the image centre or the "
+                             f"most confident.{' ' + help if help else ''}")
+
+
+# One integer everywhere (bench, which times several, repeats it).
+threads_option = click.option("--threads", "num_threads", type=click.IntRange(min=1), default=2, show_default=True,
+                              metavar="N", help="LiteRT interpreter threads.")
+
 
 def echo_json(obj: Any) -> None:
     if is_dataclass(obj):
@@ -24,9 +54,8 @@ def _check_input_size(ctx: click.Context, param: click.Parameter, value: int | N
 
 
 def embedder_options(func):
-    """--backbone/--weights/--input-size/--normalization/--align: how to read a model file."""
-    func = click.option("--threads", "num_threads", type=click.IntRange(min=1), default=2, show_default=True,
-                        help="LiteRT interpreter threads.")(func)
+    """--backbone/--input-size/--normalization/--align/--threads: how to read and run a model file."""
+    func = threads_option(func)
     func = click.option("--align/--box-crop", "align", default=None,
                         help="Crop faces by 5-point alignment or by detector box (default: the model's spec).")(func)
     func = click.option("--normalization", default=None,

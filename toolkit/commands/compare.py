@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from toolkit.commands.common import build_embedder_options, echo_json, embedder_options
+from toolkit.commands.common import build_embedder_options, echo_json, embedder_options, quiet_option
 
 from toolkit.constants import DEFAULT_FAR  # stdlib only: --help stays free of numpy
 
@@ -79,8 +79,9 @@ def compare_cmd(images, model, threshold, far, as_json, plot, overwrite, backbon
               help="False-accept rate whose calibrated threshold to use from the evaluation report.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --save-gallery file.")
+@quiet_option()
 @embedder_options
-def match_cmd(probe, gallery_path, model, save_gallery, top_k, threshold, far, as_json, overwrite, backbone,
+def match_cmd(probe, gallery_path, model, save_gallery, top_k, threshold, far, as_json, overwrite, quiet, backbone,
               input_size, normalization, align, num_threads):
     """Match the face in PROBE against a gallery exactly as the app does (best cosine, accept above threshold)."""
     from toolkit.compare import resolve_threshold
@@ -98,7 +99,7 @@ def match_cmd(probe, gallery_path, model, save_gallery, top_k, threshold, far, a
     embedder = _load(model, backbone, input_size, normalization, align, num_threads)
     choice = resolve_threshold(model, threshold, far, embedder.spec)
     if source.is_dir():
-        gallery = enroll_gallery(source, embedder, progress=not as_json)
+        gallery = enroll_gallery(source, embedder, progress=not (quiet or as_json))
         if save_gallery:
             write_gallery(gallery, save_gallery, overwrite=overwrite)
     else:

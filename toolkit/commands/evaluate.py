@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from toolkit.constants import DEFAULT_FAR
-from toolkit.commands.common import build_embedder_options, embedder_options
+from toolkit.commands.common import build_embedder_options, embedder_options, pick_option, quiet_option
 
 
 @click.command("evaluate")
@@ -14,15 +14,15 @@ from toolkit.commands.common import build_embedder_options, embedder_options
               help="Image folder the pairs refer to (Name/Name_0001.jpg), e.g. lfw-deepfunneled. "
                    "Default: lfw-deepfunneled/ beside the pairs file.")
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
-              help="Faces CSV from `ftk prepare`: top-1 classification accuracy on its test split "
-                   "(checkpoints with a classifier head).")
+              help="Faces CSV from `ftk prepare` (it carries the splits and labels, so not a folder): top-1 "
+                   "classification accuracy on its test split (checkpoints with a classifier head).")
 @click.option("--far", type=float, default=DEFAULT_FAR, show_default=True,
               help="False accept rate at which to recommend the cosine threshold.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Report folder (default: <model stem>.eval/ beside the model, where deploy looks).")
+              help="Report folder for report.json, roc.png, scores.png (default: <model stem>.eval/ beside the "
+                   "model, where deploy looks).")
 @click.option("--limit-pairs", type=int, default=None, help="Use at most N pairs (half same, half different).")
-@click.option("--pick", type=click.Choice(["center", "confidence"]), default="center", show_default=True,
-              help="Face to use when MTCNN finds several (LFW images are centred on the person).")
+@pick_option("(LFW images are centred on the person.)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Faces per embedding batch.")
 @click.option("--simulate-app", type=click.Choice(["before", "after"]), default=None,
               help="Crop as the Android app does: 'before' ftk deploy (its own box crop from a sensor frame rotated "
@@ -30,9 +30,10 @@ from toolkit.commands.common import build_embedder_options, embedder_options
                    "Report in <model stem>.app-<mode>.eval/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report in the output folder.")
+@quiet_option()
 @embedder_options
 def evaluate_cmd(model, pairs, data, csv_path, far, out_dir, limit_pairs, pick, batch_size, simulate_app, as_json,
-                 overwrite, backbone, input_size, normalization, align, num_threads):
+                 overwrite, quiet, backbone, input_size, normalization, align, num_threads):
     """Classification accuracy and LFW-protocol verification of a checkpoint or a .tflite.
 
     Works for ftk checkpoints, plain state_dicts (--backbone) and .tflite files: ours read input size,
@@ -44,7 +45,7 @@ def evaluate_cmd(model, pairs, data, csv_path, far, out_dir, limit_pairs, pick, 
     options = build_embedder_options(backbone, input_size, normalization, align, num_threads)
     result = evaluate_model_file(model, options, pairs=pairs, data=data, csv=csv_path, far=far, out_dir=out_dir,
                                  limit_pairs=limit_pairs, pick=pick, batch_size=batch_size, overwrite=overwrite,
-                                 progress=not as_json, simulate_app=simulate_app)
+                                 progress=not (quiet or as_json), simulate_app=simulate_app)
     if as_json:
         import json
 

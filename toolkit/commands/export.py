@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from toolkit.commands.common import faces_option, quiet_option
 from toolkit.constants import DEFAULT_CALIBRATION_FACES
 
 
@@ -15,10 +16,9 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES
               help="Also write full-integer int8 (PT2E static, per-channel weights, float32 I/O) and/or float16 "
                    "weights (float32 compute and I/O; for the GPU delegate). Dynamic-range int8 is deliberately "
                    "not offered.")
-@click.option("--calibration", type=click.Path(), default=None,
-              help="Face photos (Person/*.jpg folder) or a faces CSV to calibrate int8 on.")
+@faces_option("--calibration", "int8 calibrates on them.")
 @click.option("--calibration-limit", type=int, default=DEFAULT_CALIBRATION_FACES, show_default=True,
-              help="Calibration faces to use (at least 16; under 100 warns).")
+              help="How many of --faces to calibrate on (at least 16; under 100 warns).")
 @click.option("--calibration-batch", type=int, default=1, show_default=True,
               help="int8: faces per calibration step (> 1 observes on a batch-dimension graph, then converts the "
                    "batch-1 graph).")
@@ -29,15 +29,15 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES
               help="Export at another square input size (the manifest's spec records it).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--quiet", is_flag=True, help="No progress output.")
-def export_cmd(checkpoint, out_dir, quantize, calibration, calibration_limit, calibration_batch, keep_float,
+@quiet_option()
+def export_cmd(checkpoint, out_dir, quantize, faces, calibration_limit, calibration_batch, keep_float,
                input_size, overwrite, as_json, quiet):
     """Export CHECKPOINT's head-less embedding model to TFLite, with a manifest (spec, ops, runtime, hashes)."""
     from toolkit.commands.common import echo_json
     from toolkit.export import export_model
 
     layers = tuple(n.strip() for item in keep_float for n in item.split(",") if n.strip())
-    result = export_model(checkpoint, out_dir, quantize=quantize, calibration=calibration,
+    result = export_model(checkpoint, out_dir, quantize=quantize, calibration=faces,
                           calibration_limit=calibration_limit, input_size=input_size, overwrite=overwrite,
                           progress=not quiet and not as_json, keep_float=layers,
                           calibration_batch=calibration_batch)
@@ -57,4 +57,4 @@ def export_cmd(checkpoint, out_dir, quantize, calibration, calibration_limit, ca
                    + f"; total {result.total_seconds:.1f} s")
     click.echo(f"wrote {result.manifest_path}")
     click.echo(f"next: ftk parity-check {result.out_dir}/model_float32.tflite --checkpoint {checkpoint} "
-               f"--images DIR")
+               f"--faces DIR_OR_CSV")

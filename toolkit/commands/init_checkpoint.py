@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from toolkit.commands.common import echo_json, faces_option, quiet_option
 from toolkit.constants import DEFAULT_CALIBRATION_FACES
 
 
@@ -11,19 +12,24 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES
 @click.option("--num-classes", type=int, default=0, show_default=True, help="Classifier head size (0: no head).")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Local pretrained state_dict for the backbone (e.g. the MobileFaceNet .pt).")
-@click.option("--calibration", type=click.Path(exists=True), default=None,
-              help="Image folder or faces CSV: re-estimate BatchNorm statistics on these faces.")
-@click.option("--calibration-limit", type=int, default=DEFAULT_CALIBRATION_FACES, show_default=True)
+@faces_option("--calibration", "Re-estimate BatchNorm statistics on them.", exists=True)
+@click.option("--calibration-limit", type=int, default=DEFAULT_CALIBRATION_FACES, show_default=True,
+              help="How many of --faces to re-estimate BatchNorm on.")
 @click.option("--input-size", type=int, default=None, help="Override the backbone's input size.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing file.")
-def init_checkpoint_cmd(out, backbone, num_classes, weights, calibration, calibration_limit, input_size, seed,
-                        overwrite):
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@quiet_option()
+def init_checkpoint_cmd(out, backbone, num_classes, weights, faces, calibration_limit, input_size, seed, overwrite,
+                        as_json, quiet):
     """Create a checkpoint without training, so export/parity/bench work before training exists."""
     from toolkit.init_checkpoint import init_checkpoint
 
-    result = init_checkpoint(out, backbone=backbone, num_classes=num_classes, calibration=calibration,
+    result = init_checkpoint(out, backbone=backbone, num_classes=num_classes, calibration=faces,
                              weights=weights, calibration_limit=calibration_limit, seed=seed,
-                             overwrite=overwrite, input_size=input_size)
+                             overwrite=overwrite, input_size=input_size, progress=not (quiet or as_json))
+    if as_json:
+        echo_json(result)
+        return
     click.echo(f"wrote {result.path} ({result.backbone}, {result.num_classes} classes, weights: "
                f"{result.weights_source}, {result.calibration_faces} calibration faces)")

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import click
 
+from toolkit.commands.common import pick_option, quiet_option
+
 
 @click.command("prepare")
 @click.argument("image_dir", type=click.Path(file_okay=False))
@@ -15,15 +17,15 @@ import click
               help="Set aside K people (or a fraction, e.g. 0.2) entirely: split 'holdout', label -1, "
                    "for verification on unseen identities.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the splits, hold-out and contact sheet.")
-@click.option("--pick", type=click.Choice(["confidence", "center"]), default="confidence", show_default=True,
-              help="Which face to keep when MTCNN finds several: the most confident or the one nearest the centre.")
+@pick_option()
 @click.option("--contact-sheet", "contact_sheet", type=int, default=36, show_default=True,
               help="Images in contact_sheet.png (boxes and landmarks drawn); 0 for none.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Images per MTCNN batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@quiet_option()
 def prepare_cmd(image_dir, out, min_images_per_person, split, holdout_identities, seed, pick, contact_sheet,
-                batch_size, as_json, overwrite):
+                batch_size, as_json, overwrite, quiet):
     """Detect faces (MTCNN) in IMAGE_DIR/Person_Name/*.jpg and write faces.csv with splits and labels.
 
     Images without a usable face (unreadable, corrupt, no face, too few of that person) are listed in rejects.csv
@@ -33,7 +35,7 @@ def prepare_cmd(image_dir, out, min_images_per_person, split, holdout_identities
 
     result = prepare(image_dir, out, min_images_per_person=min_images_per_person, split=split,
                      holdout_identities=holdout_identities, seed=seed, pick=pick, contact_sheet=contact_sheet,
-                     overwrite=overwrite, batch_size=batch_size, progress=not as_json)
+                     overwrite=overwrite, batch_size=batch_size, progress=not (quiet or as_json))
     if as_json:
         from toolkit.commands.common import echo_json
 

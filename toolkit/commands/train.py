@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import click
 
+from toolkit.commands.common import quiet_option
+
 
 @click.command("train")
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
@@ -15,14 +17,14 @@ import click
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None,
               help="Override the config's device (auto: CUDA when present).")
 @click.option("--overwrite", is_flag=True, help="Start again in a run folder that already holds checkpoints.")
-@click.option("--no-progress", is_flag=True, help="No progress bars (logs only).")
+@quiet_option("--no-progress")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def train_cmd(config_path, resume, out_dir, weights, epochs, device, overwrite, no_progress, as_json):
+def train_cmd(config_path, resume, out_dir, weights, epochs, device, overwrite, quiet, as_json):
     """Train or fine-tune a backbone + classifier head from a YAML config (multi-GPU: run under torchrun)."""
     from toolkit.commands.common import echo_json
     from toolkit.train import train_from_config_file
 
-    result = train_from_config_file(config_path, resume=resume, overwrite=overwrite, progress=not no_progress,
+    result = train_from_config_file(config_path, resume=resume, overwrite=overwrite, progress=not (quiet or as_json),
                                     out_dir=out_dir, weights=weights, epochs=epochs, device=device)
     if as_json:
         echo_json(result)
