@@ -99,6 +99,27 @@ def run_bench(
     """
     started = time.perf_counter()
     thread_list = parse_threads(threads)
+    model_paths = _checked_request(models, device, min_time_s, checkpoint)
+    outputs = _output_paths(out_dir, csv_path, plot_path)
+    check_outputs_free(list(outputs.values()), overwrite)
+
+    settings = {"threads": thread_list, "warmup": warmup, "runs": runs, "min_time_s": min_time_s}
+    if device == "host":
+        result = _bench_on_host(model_paths, settings, checkpoint, measure_rss, progress)
+    else:
+        settings.update({"repeats": repeats, "cooldown_s": cooldown_s, "delegate": delegate, "cpus": cpus,
+                         "adb_client": adb_client, "serials": list(serials)})
+        result = _bench_on_adb(model_paths, settings, benchmark_binary, device_python,
+                               pull_to=Path(out_dir) / "device_logs" if out_dir is not None else None)
+    result.wall_s = round(time.perf_counter() - started, 3)
+    write_outputs(result, outputs)
+    _raise_if_devices_failed(result, outputs)
+    return result
+
+
+def _checked_request(models: Sequence[str | Path], device: str, min_time_s: float | None,
+                     checkpoint: str | Path | None) -> list[Path]:
+    """The model paths, once the request makes sense (InputError before anything is measured or written)."""
     if device not in ("host", "adb"):
         raise InputError(f"--device must be host or adb, got {device!r}")
     if min_time_s is not None and min_time_s <= 0:
@@ -113,7 +134,12 @@ def run_bench(
         raise InputError("--checkpoint (PyTorch eager baseline) runs on the host only")
     if not model_paths and checkpoint is None:
         raise InputError("nothing to benchmark", hint="pass one or more .tflite files")
+    return model_paths
 
+
+def _output_paths(out_dir: str | Path | None, csv_path: str | Path | None,
+                  plot_path: str | Path | None) -> dict[str, Path]:
+    """{"json", "plot", "csv"} -> path, for those asked: out_dir gets bench.json and (unless placed) the plot."""
     outputs: dict[str, Path] = {}
     if out_dir is not None:
         outputs["json"] = Path(out_dir) / BENCH_JSON
@@ -122,48 +148,59 @@ def run_bench(
         outputs["plot"] = Path(plot_path)
     if csv_path:
         outputs["csv"] = Path(csv_path)
-    check_outputs_free(list(outputs.values()), overwrite)
+    return outputs
 
-    settings = {"threads": thread_list, "warmup": warmup, "runs": runs, "min_time_s": min_time_s}
-    result = BenchResult(device=device, entries=[], settings=settings)
-    if device == "host":
-        from toolkit.bench.host import bench_host, host_environment
 
-        result.environment = host_environment(with_torch=checkpoint is not None)
-        bar = _progress_bar(progress, runs)
-        try:
-            result.entries = bench_host(model_paths, thread_list, warmup=warmup, runs=runs, min_time_s=min_time_s,
-                                        checkpoint=checkpoint, measure_rss=measure_rss,
-                                        progress=bar.update if bar else None)
-        finally:
-            if bar:
-                bar.close()
-    else:
-        from toolkit.bench.adb import AdbBenchOptions, bench_adb
-        from toolkit.bench.host import host_environment
+def _bench_on_host(model_paths: list[Path], settings: dict[str, Any], checkpoint: str | Path | None,
+                   measure_rss: bool, progress: bool) -> BenchResult:
+    from toolkit.bench.host import bench_host, host_environment
 
-        settings.update({"repeats": repeats, "cooldown_s": cooldown_s, "delegate": delegate, "cpus": cpus,
-                         "adb_client": adb_client, "serials": list(serials)})
-        result.environment = host_environment()
-        opts = AdbBenchOptions(threads=thread_list, warmup=warmup, runs=runs, min_time_s=min_time_s, repeats=repeats,
-                               cooldown_s=cooldown_s, delegate=delegate, cpus=cpus,
-                               benchmark_binary=benchmark_binary, device_python=device_python, adb_client=adb_client,
-                               pull_to=Path(out_dir) / "device_logs" if out_dir is not None else None)
-        runs_by_device = bench_adb(list(serials), model_paths, opts,
-                                   on_entry=lambda e: log.info("%s: %s @ %d threads done", e.device, e.model,
-                                                               e.threads))
-        for dev in runs_by_device:
-            result.entries.extend(dev.entries)
-            result.devices.append({"serial": dev.serial, "facts": dev.facts, "push": dev.push, "error": dev.error,
-                                   "pulled": dev.pulled, "wall_s": dev.wall_s})
-            if dev.error:
-                result.errors.append(f"{dev.serial}: {dev.error}")
-            for e in dev.entries:
-                if "error" in e.extra:
-                    result.errors.append(f"{dev.serial}: {e.model} @ {e.threads} threads: {e.extra['error']}")
-        result.complete = not any(d.error for d in runs_by_device)
-    result.wall_s = round(time.perf_counter() - started, 3)
-    write_outputs(result, outputs)
+    result = BenchResult(device="host", entries=[], settings=settings)
+    result.environment = host_environment(with_torch=checkpoint is not None)
+    bar = _progress_bar(progress, settings["runs"])
+    try:
+        result.entries = bench_host(model_paths, settings["threads"], warmup=settings["warmup"],
+                                    runs=settings["runs"], min_time_s=settings["min_time_s"], checkpoint=checkpoint,
+                                    measure_rss=measure_rss, progress=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
+    return result
+
+
+def _bench_on_adb(model_paths: list[Path], settings: dict[str, Any], benchmark_binary: str | Path | None,
+                  device_python: str | None, pull_to: Path | None) -> BenchResult:
+    """Every serial in ``settings``; a device that fails keeps what it measured (``complete`` says so)."""
+    from toolkit.bench.adb import AdbBenchOptions, bench_adb
+    from toolkit.bench.host import host_environment
+
+    result = BenchResult(device="adb", entries=[], settings=settings)
+    result.environment = host_environment()
+    opts = AdbBenchOptions(**{k: settings[k] for k in ("threads", "warmup", "runs", "min_time_s", "repeats",
+                                                       "cooldown_s", "delegate", "cpus", "adb_client")},
+                           benchmark_binary=benchmark_binary, device_python=device_python, pull_to=pull_to)
+    runs_by_device = bench_adb(list(settings["serials"]), model_paths, opts,
+                               on_entry=lambda e: log.info("%s: %s @ %d threads done", e.device, e.model, e.threads))
+    for dev in runs_by_device:
+        _record_device(result, dev)
+    result.complete = not any(d.error for d in runs_by_device)
+    return result
+
+
+def _record_device(result: BenchResult, dev) -> None:
+    """One device's entries, facts and errors (its own and its entries') into ``result``."""
+    result.entries.extend(dev.entries)
+    result.devices.append({"serial": dev.serial, "facts": dev.facts, "push": dev.push, "error": dev.error,
+                           "pulled": dev.pulled, "wall_s": dev.wall_s})
+    if dev.error:
+        result.errors.append(f"{dev.serial}: {dev.error}")
+    for e in dev.entries:
+        if "error" in e.extra:
+            result.errors.append(f"{dev.serial}: {e.model} @ {e.threads} threads: {e.extra['error']}")
+
+
+def _raise_if_devices_failed(result: BenchResult, outputs: dict[str, Path]) -> None:
+    """DeviceError after the outputs are written, so the partial results are on disk."""
     failed = [d for d in result.devices if d.get("error")]
     if failed:
         where = f"; partial results in {outputs['json']}" if "json" in outputs else ""
@@ -171,7 +208,6 @@ def run_bench(
         raise DeviceError(
             f"{len(failed)} of {len(result.devices)} device(s) failed ({failed[0]['serial']}: {failed[0]['error']}); "
             f"{measured} measurement(s) kept{where}")
-    return result
 
 
 def _progress_bar(enabled: bool, runs: int):
