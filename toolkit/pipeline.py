@@ -498,7 +498,7 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
     }
     report_json = run_dir / "report.json"
     write_json_atomic(report_json, report)
-    from toolkit.report import write_html_report
+    from toolkit.html_report import write_html_report
 
     report_html = write_html_report(report, run_dir / "report.html")
     return PipelineResult(run_dir, report_json, report_html, list(runner.records.values()), ladder, failures, seconds)
