@@ -53,8 +53,8 @@ def stub(monkeypatch):
     """stub("toolkit.export", "export_model") -> the list of kwargs each call received; the call raises InputError,
     so the command ends as a clean exit 2 before printing anything."""
 
-    def install(module: str, name: str, **extra) -> list[dict]:
-        calls: list[dict] = []
+    def install(module: str, name: str, calls: list[dict] | None = None, **extra) -> list[dict]:
+        calls = [] if calls is None else calls
 
         def record(*args, **kwargs):
             calls.append({"args": args, **kwargs})
@@ -83,6 +83,7 @@ ALL = sorted(COMMANDS)
 PROGRESS_COMMANDS = ["bench", "evaluate", "export", "init-checkpoint", "match", "parity-check", "prepare", "train"]
 FACES_COMMANDS = {"export": "--calibration", "init-checkpoint": "--calibration", "parity-check": "--images"}
 # --out names the main output: a file when it is one file, a folder when it is a set (docs/cli.md)
+PICK_COMMANDS = ["compare", "evaluate", "export", "init-checkpoint", "match", "parity-check", "prepare"]
 OUT_KIND = {"prepare": "file", "init-checkpoint": "file", "parity-check": "file",
             "train": "folder", "evaluate": "folder", "export": "folder", "bench": "folder", "pipeline": "folder"}
 
@@ -113,6 +114,7 @@ def test_shared_flags_have_one_type_everywhere(name):
         assert faces.name == "faces" and faces.metavar == "DIR_OR_CSV"
         assert FACES_COMMANDS[name] in faces.opts and f"Old spelling: {FACES_COMMANDS[name]}" in faces.help
     pick = option(cmd, "--pick")
+    assert (pick is not None) == (name in PICK_COMMANDS), f"{name}: --pick wherever faces are detected"
     if pick is not None:
         assert tuple(pick.type.choices) == PICK_RULES and pick.default == DEFAULT_PICK
     out = option(cmd, "--out")
@@ -254,11 +256,11 @@ def test_bench_table_csv_and_csv_mean_the_same(stub):
 # ---------------------------------------------------------------------------------------------------------------
 # --pick center|confidence
 # ---------------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["prepare", "evaluate"])
+@pytest.mark.parametrize("name", ["prepare", "evaluate", "export", "init-checkpoint", "parity-check"])
 def test_pick_default_and_choices(stub, tmp_path, monkeypatch, name):
     module, func, args = QUIET_CASES[name]
     monkeypatch.chdir(tmp_path)
-    calls = stub(module, func)
+    calls = stub(module, func, parse_tolerances=lambda items: {})
     assert run_stubbed(calls, name, *args)["pick"] == DEFAULT_PICK
     for rule in PICK_RULES:
         assert run_stubbed(calls, name, *args, "--pick", rule)["pick"] == rule
@@ -271,3 +273,36 @@ def test_docs_table_lists_the_shared_flags():
     text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
     for flag in ("--faces", "--quiet", "--threads", "--out", "--pick", "--table-csv", "--json", "--overwrite"):
         assert f"| `{flag}" in text, flag
+
+
+@pytest.fixture
+def stub_embedder(monkeypatch):
+    """compare and match load the model before detecting: a stand-in embedder, no model file read."""
+    fake = types.ModuleType("toolkit.embedders")
+    fake.EmbedderOptions = lambda **kwargs: kwargs
+    fake.load_embedder = lambda path, options: types.SimpleNamespace(spec=None)
+    monkeypatch.setitem(sys.modules, "toolkit.embedders", fake)
+
+
+def test_compare_pick_reaches_the_library(stub, stub_embedder, tmp_path):
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"")
+    calls = stub("toolkit.compare", "compare_images")
+    args = ["compare", "a.jpg", "b.jpg", "--model", model]
+    assert run_stubbed(calls, *args)["pick"] == DEFAULT_PICK
+    assert run_stubbed(calls, *args, "--pick", "confidence")["pick"] == "confidence"
+
+
+def test_match_pick_reaches_enrolment_and_probe(stub, stub_embedder, tmp_path):
+    model, gallery = tmp_path / "m.tflite", tmp_path / "gallery.npz"
+    model.write_bytes(b"")
+    gallery.write_bytes(b"")
+    stub("toolkit.compare", "compare_images",
+         resolve_threshold=lambda *a: types.SimpleNamespace(value=None, note=""))
+    calls: list[dict] = []
+    stub("toolkit.match", "enroll_gallery", calls, load_gallery=lambda path: None, save_gallery=None)
+    sys.modules["toolkit.match"].match_probe = sys.modules["toolkit.match"].enroll_gallery  # the same recorder
+    enrolled = run_stubbed(calls, "match", "p.jpg", "--gallery", tmp_path, "--model", model, "--pick", "confidence")
+    probed = run_stubbed(calls, "match", "p.jpg", "--gallery", gallery, "--model", model, "--pick", "confidence")
+    assert enrolled["pick"] == probed["pick"] == "confidence"
+    assert enrolled["args"][0] == tmp_path and probed["args"][0] == "p.jpg"

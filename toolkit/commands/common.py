@@ -34,6 +34,8 @@ def pick_option(help: str = ""):
                              f"most confident.{' ' + help if help else ''}")
 
 
+FACES_PICK_NOTE = "For --faces photos (a faces CSV carries the face `ftk prepare` picked)."
+
 # One integer everywhere (bench, which times several, repeats it).
 threads_option = click.option("--threads", "num_threads", type=click.IntRange(min=1), default=2, show_default=True,
                               metavar="N", help="LiteRT interpreter threads.")

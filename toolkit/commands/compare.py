@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from toolkit.commands.common import build_embedder_options, echo_json, embedder_options, quiet_option
+from toolkit.commands.common import build_embedder_options, echo_json, embedder_options, pick_option, quiet_option
 
 from toolkit.constants import DEFAULT_FAR  # stdlib only: --help stays free of numpy
 
@@ -32,9 +32,10 @@ def _name(path: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG grid of crops and scores.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --plot file.")
+@pick_option()
 @embedder_options
-def compare_cmd(images, model, threshold, far, as_json, plot, overwrite, backbone, input_size, normalization, align,
-                num_threads):
+def compare_cmd(images, model, threshold, far, as_json, plot, overwrite, pick, backbone, input_size, normalization,
+                align, num_threads):
     """Cosine similarity between the faces in IMAGES (two or more), with same/different verdicts."""
     from toolkit.compare import compare_images
     from toolkit.io import check_outputs_free
@@ -42,7 +43,7 @@ def compare_cmd(images, model, threshold, far, as_json, plot, overwrite, backbon
     if plot:
         check_outputs_free([Path(plot)], overwrite)
     embedder = _load(model, backbone, input_size, normalization, align, num_threads)
-    result = compare_images(list(images), embedder, threshold, model_path=model, far=far, plot=plot)
+    result = compare_images(list(images), embedder, threshold, model_path=model, far=far, plot=plot, pick=pick)
     if as_json:
         echo_json(result)
         return
@@ -80,9 +81,10 @@ def compare_cmd(images, model, threshold, far, as_json, plot, overwrite, backbon
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --save-gallery file.")
 @quiet_option()
+@pick_option("For the probe and the photos --gallery enrols.")
 @embedder_options
-def match_cmd(probe, gallery_path, model, save_gallery, top_k, threshold, far, as_json, overwrite, quiet, backbone,
-              input_size, normalization, align, num_threads):
+def match_cmd(probe, gallery_path, model, save_gallery, top_k, threshold, far, as_json, overwrite, quiet, pick,
+              backbone, input_size, normalization, align, num_threads):
     """Match the face in PROBE against a gallery exactly as the app does (best cosine, accept above threshold)."""
     from toolkit.compare import resolve_threshold
     from toolkit.errors import InputError
@@ -99,12 +101,12 @@ def match_cmd(probe, gallery_path, model, save_gallery, top_k, threshold, far, a
     embedder = _load(model, backbone, input_size, normalization, align, num_threads)
     choice = resolve_threshold(model, threshold, far, embedder.spec)
     if source.is_dir():
-        gallery = enroll_gallery(source, embedder, progress=not (quiet or as_json))
+        gallery = enroll_gallery(source, embedder, progress=not (quiet or as_json), pick=pick)
         if save_gallery:
             write_gallery(gallery, save_gallery, overwrite=overwrite)
     else:
         gallery = load_gallery(source)
-    result = match_probe(probe, gallery, embedder, choice.value, top_k)
+    result = match_probe(probe, gallery, embedder, choice.value, top_k, pick=pick)
     result.threshold_note = choice.note
     if as_json:
         echo_json(result)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import faces_option, quiet_option
+from toolkit.commands.common import FACES_PICK_NOTE, faces_option, pick_option, quiet_option
 from toolkit.constants import DEFAULT_CALIBRATION_FACES
 
 
@@ -30,8 +30,9 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @quiet_option()
+@pick_option(FACES_PICK_NOTE)
 def export_cmd(checkpoint, out_dir, quantize, faces, calibration_limit, calibration_batch, keep_float,
-               input_size, overwrite, as_json, quiet):
+               input_size, overwrite, as_json, quiet, pick):
     """Export CHECKPOINT's head-less embedding model to TFLite, with a manifest (spec, ops, runtime, hashes)."""
     from toolkit.commands.common import echo_json
     from toolkit.export import export_model
@@ -40,7 +41,7 @@ def export_cmd(checkpoint, out_dir, quantize, faces, calibration_limit, calibrat
     result = export_model(checkpoint, out_dir, quantize=quantize, calibration=faces,
                           calibration_limit=calibration_limit, input_size=input_size, overwrite=overwrite,
                           progress=not quiet and not as_json, keep_float=layers,
-                          calibration_batch=calibration_batch)
+                          calibration_batch=calibration_batch, pick=pick)
     if as_json:
         echo_json(result.summary())
         return

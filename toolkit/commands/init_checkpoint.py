@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import echo_json, faces_option, quiet_option
+from toolkit.commands.common import FACES_PICK_NOTE, echo_json, faces_option, pick_option, quiet_option
 from toolkit.constants import DEFAULT_CALIBRATION_FACES
 
 
@@ -20,14 +20,15 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES
 @click.option("--overwrite", is_flag=True, help="Replace an existing file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @quiet_option()
+@pick_option(FACES_PICK_NOTE)
 def init_checkpoint_cmd(out, backbone, num_classes, weights, faces, calibration_limit, input_size, seed, overwrite,
-                        as_json, quiet):
+                        as_json, quiet, pick):
     """Create a checkpoint without training, so export/parity/bench work before training exists."""
     from toolkit.init_checkpoint import init_checkpoint
 
     result = init_checkpoint(out, backbone=backbone, num_classes=num_classes, calibration=faces,
                              weights=weights, calibration_limit=calibration_limit, seed=seed,
-                             overwrite=overwrite, input_size=input_size, progress=not (quiet or as_json))
+                             overwrite=overwrite, input_size=input_size, progress=not (quiet or as_json), pick=pick)
     if as_json:
         echo_json(result)
         return

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import faces_option, quiet_option, threads_option
+from toolkit.commands.common import FACES_PICK_NOTE, faces_option, pick_option, quiet_option, threads_option
 from toolkit.constants import DEFAULT_PARITY_FACES
 
 
@@ -34,8 +34,9 @@ from toolkit.constants import DEFAULT_PARITY_FACES
                    "pick layers for `ftk export --keep-float`. Needs --faces.")
 @click.option("--layers-top", type=int, default=15, show_default=True, help="Rows of the --layers table.")
 @quiet_option()
+@pick_option(FACES_PICK_NOTE)
 def parity_cmd(model, checkpoint, faces, limit, tolerance, precision, threshold, num_threads, as_json, out_path,
-               overwrite, layers, layers_top, quiet):
+               overwrite, layers, layers_top, quiet, pick):
     """Prove MODEL.tflite computes the same embeddings as CHECKPOINT: exit 0 pass, 1 out of tolerance."""
     from pathlib import Path
 
@@ -54,7 +55,7 @@ def parity_cmd(model, checkpoint, faces, limit, tolerance, precision, threshold,
         check_outputs_free([Path(out_path)], overwrite)
     report = parity_check(model, checkpoint, images=faces, limit=limit, tolerances=tolerances,
                           precision=precision, threshold=threshold, num_threads=num_threads,
-                          progress=not (quiet or as_json))
+                          progress=not (quiet or as_json), pick=pick)
     data = report.to_dict()
     table = report.table()
     if layers:
@@ -62,7 +63,7 @@ def parity_cmd(model, checkpoint, faces, limit, tolerance, precision, threshold,
 
         from toolkit.parity import layer_errors, layer_table
 
-        errors = layer_errors(model, checkpoint, faces, limit=min(limit, 32), progress=False)
+        errors = layer_errors(model, checkpoint, faces, limit=min(limit, 32), progress=False, pick=pick)
         data["layers"] = [asdict(e) for e in errors]
         table += "\n" + layer_table(errors, layers_top)
     if out_path:
