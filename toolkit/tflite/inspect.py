@@ -122,121 +122,47 @@ def inspect_tflite(path: str | Path) -> TFLiteInfo:
                              hint="export it again; the copy may be incomplete") from None
 
 
+@dataclass
+class _File:
+    """The file being parsed: its name and size (for bounds checks and messages), its root table, dtype names."""
+    path: Path
+    size: int
+    model: Any
+    type_names: dict[int, str]
+
+    def truncated(self, what: str) -> ModelFileError:
+        return ModelFileError(f"{self.path} is truncated or corrupt ({what} lies beyond the end of the file, "
+                              f"{self.size} bytes)", hint="export it again; the copy may be incomplete")
+
+    def type_name(self, tensor) -> str:
+        return self.type_names.get(tensor.Type(), str(tensor.Type()))
+
+
 def _parse(path: Path, data: bytes) -> TFLiteInfo:
     schema = _schema()
-    size = len(data)
     op_names = _enum_names(schema.BuiltinOperator)
     type_names = {k: v.lower() for k, v in _enum_names(schema.TensorType).items()}
-
-    def truncated(what: str) -> ModelFileError:
-        return ModelFileError(f"{path} is truncated or corrupt ({what} lies beyond the end of the file, "
-                              f"{size} bytes)", hint="export it again; the copy may be incomplete")
-
-    model = schema.Model.GetRootAs(data, 0)
-    if not 0 < model._tab.Pos < size:
-        raise truncated("the root table")
+    f = _File(path, len(data), schema.Model.GetRootAs(data, 0), type_names)
+    model = f.model
+    if not 0 < model._tab.Pos < f.size:
+        raise f.truncated("the root table")
     schema_version = model.Version()
     if model.SubgraphsLength() < 1:
         raise ModelFileError(f"{path} has no subgraph", hint="export it again")
 
-    # Buffers: inline data must lie inside the file; offset/size buffers are external weights.
-    external = False
-    for index in range(model.BuffersLength()):
-        buffer = model.Buffers(index)
-        end = _vector_end(buffer, 4)
-        if end is not None and end > size:
-            raise truncated(f"buffer {index}")
-        offset, length = buffer.Offset(), buffer.Size()
-        if offset > 1 or length > 0:  # offset 1 is the converter's "not yet placed" sentinel
-            external = True
-            if offset + length > size:
-                raise truncated(f"external buffer {index} (offset {offset}, size {length})")
-    if model.ExternalBuffersLength() > 0:
-        external = True
-
-    declared = None
-    metadata_names = []
-    for index in range(model.MetadataLength()):
-        entry = model.Metadata(index)
-        metadata_names.append((entry.Name() or b"").decode("utf-8", "replace"))
-        if entry.Name() == b"min_runtime_version":
-            raw = model.Buffers(entry.Buffer()).DataAsNumpy()
-            if not isinstance(raw, int):
-                declared = bytes(raw).split(b"\0", 1)[0].decode("ascii", "replace") or None
-
-    codes = []
-    for index in range(model.OperatorCodesLength()):
-        code = model.OperatorCodes(index)
-        # Builtin codes >= 127 live in builtin_code; older files only fill deprecated_builtin_code.
-        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        name = op_names.get(builtin, f"BUILTIN_{builtin}")
-        if name == "CUSTOM":
-            custom = code.CustomCode()
-            name = f"CUSTOM:{custom.decode('utf-8', 'replace') if custom else '?'}"
-        codes.append((name, code.Version()))
-
-    counts: dict[tuple[str, int], int] = {}
-    hybrid_ops: list[str] = []
-    weight_types: set[str] = set()
-    for sg_index in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(sg_index)
-        num_tensors = subgraph.TensorsLength()
-        for op_index in range(subgraph.OperatorsLength()):
-            op = subgraph.Operators(op_index)
-            opcode = op.OpcodeIndex()
-            if not 0 <= opcode < len(codes):
-                raise ModelFileError(f"{path}: operator {op_index} uses opcode {opcode} of {len(codes)}",
-                                     hint="the file is corrupt; export it again")
-            key = codes[opcode]
-            counts[key] = counts.get(key, 0) + 1
-            if key[0] not in _WEIGHT_OPS or op.InputsLength() < 2:
-                continue
-            inputs = [int(t) for t in op.InputsAsNumpy()]
-            if any(t >= num_tensors for t in inputs):
-                raise ModelFileError(f"{path}: operator {op_index} reads a tensor that does not exist",
-                                     hint="the file is corrupt; export it again")
-            activation = subgraph.Tensors(inputs[0]) if inputs[0] >= 0 else None
-            weight = subgraph.Tensors(inputs[1]) if inputs[1] >= 0 else None
-            if activation is None or weight is None:
-                continue
-            weight_type = type_names.get(weight.Type(), str(weight.Type()))
-            weight_types.add(weight_type)
-            activation_type = type_names.get(activation.Type(), str(activation.Type()))
-            activation_quantised = activation.Quantization() is not None and activation.Quantization().ScaleLength() > 0
-            if activation_type in ("float32", "float16") and not activation_quantised and weight_type in _INT_WEIGHT_TYPES:
-                hybrid_ops.append(f"{key[0]} v{key[1]}")
-
-    ops: list[OpInfo] = []
-    unknown: list[str] = []
-    for (name, version), count in sorted(counts.items()):
-        needed = min_runtime_for(name, version)
-        if needed is None:
-            unknown.append(f"{name} v{version}")
-        ops.append(OpInfo(name=name, version=version, count=count, min_runtime=needed))
-    known = [op.min_runtime for op in ops if op.min_runtime]
-    if external:
-        known.append(EXTERNAL_BUFFERS_MIN_RUNTIME)
-    min_runtime = max_version(known)
-    if unknown:
-        log.warning("%s: minimum runtime unknown for %s", path.name, ", ".join(unknown))
-
+    external = _external_buffers(f)
+    declared, metadata_names = _metadata(model)
+    counts, hybrid_ops, weight_types = _scan_operators(f, _operator_codes(model, op_names))
+    ops, unknown, min_runtime = _runtime_needs(path, counts, external)
     main = model.Subgraphs(0)
-
-    def tensor_info(index: int) -> tuple[list[int], str]:
-        if not 0 <= index < main.TensorsLength():
-            raise ModelFileError(f"{path}: input/output tensor {index} does not exist", hint="export it again")
-        tensor = main.Tensors(index)
-        shape = [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
-        return shape, type_names.get(tensor.Type(), str(tensor.Type()))
-
     if main.InputsLength() < 1 or main.OutputsLength() < 1:
         raise ModelFileError(f"{path} has no input or output tensor", hint="export it again")
-    input_shape, input_dtype = tensor_info(int(main.Inputs(0)))
-    output_shape, output_dtype = tensor_info(int(main.Outputs(0)))
+    input_shape, input_dtype = _tensor_info(f, main, int(main.Inputs(0)))
+    output_shape, output_dtype = _tensor_info(f, main, int(main.Outputs(0)))
 
     return TFLiteInfo(
         path=str(path),
-        size_bytes=size,
+        size_bytes=f.size,
         sha256=hashlib.sha256(data).hexdigest(),
         ops=ops,
         min_runtime=min_runtime,
@@ -255,3 +181,118 @@ def _parse(path: Path, data: bytes) -> TFLiteInfo:
         weight_types=sorted(weight_types),
         metadata_names=metadata_names,
     )
+
+
+def _external_buffers(f: _File) -> bool:
+    """Whether weights live outside the flatbuffer; inline data and external ranges must lie inside the file."""
+    model, external = f.model, False
+    for index in range(model.BuffersLength()):
+        buffer = model.Buffers(index)
+        end = _vector_end(buffer, 4)
+        if end is not None and end > f.size:
+            raise f.truncated(f"buffer {index}")
+        offset, length = buffer.Offset(), buffer.Size()
+        if offset > 1 or length > 0:  # offset 1 is the converter's "not yet placed" sentinel
+            external = True
+            if offset + length > f.size:
+                raise f.truncated(f"external buffer {index} (offset {offset}, size {length})")
+    if model.ExternalBuffersLength() > 0:
+        external = True
+    return external
+
+
+def _metadata(model) -> tuple[str | None, list[str]]:
+    """(the converter's declared min_runtime_version or None, the names of all metadata entries)."""
+    declared = None
+    names = []
+    for index in range(model.MetadataLength()):
+        entry = model.Metadata(index)
+        names.append((entry.Name() or b"").decode("utf-8", "replace"))
+        if entry.Name() == b"min_runtime_version":
+            raw = model.Buffers(entry.Buffer()).DataAsNumpy()
+            if not isinstance(raw, int):
+                declared = bytes(raw).split(b"\0", 1)[0].decode("ascii", "replace") or None
+    return declared, names
+
+
+def _operator_codes(model, op_names: dict[int, str]) -> list[tuple[str, int]]:
+    """(op name, version) per operator code; custom ops as "CUSTOM:name"."""
+    codes = []
+    for index in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(index)
+        # Builtin codes >= 127 live in builtin_code; older files only fill deprecated_builtin_code.
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        name = op_names.get(builtin, f"BUILTIN_{builtin}")
+        if name == "CUSTOM":
+            custom = code.CustomCode()
+            name = f"CUSTOM:{custom.decode('utf-8', 'replace') if custom else '?'}"
+        codes.append((name, code.Version()))
+    return codes
+
+
+def _scan_operators(f: _File, codes: list[tuple[str, int]]):
+    """Over every subgraph: (operator count per (name, version), hybrid ops, dtypes of weight-op weights)."""
+    counts: dict[tuple[str, int], int] = {}
+    hybrid_ops: list[str] = []
+    weight_types: set[str] = set()
+    for sg_index in range(f.model.SubgraphsLength()):
+        subgraph = f.model.Subgraphs(sg_index)
+        num_tensors = subgraph.TensorsLength()
+        for op_index in range(subgraph.OperatorsLength()):
+            op = subgraph.Operators(op_index)
+            opcode = op.OpcodeIndex()
+            if not 0 <= opcode < len(codes):
+                raise ModelFileError(f"{f.path}: operator {op_index} uses opcode {opcode} of {len(codes)}",
+                                     hint="the file is corrupt; export it again")
+            key = codes[opcode]
+            counts[key] = counts.get(key, 0) + 1
+            if key[0] not in _WEIGHT_OPS or op.InputsLength() < 2:
+                continue
+            weights = _weight_input(f, subgraph, op, op_index, num_tensors)
+            if weights is not None:
+                weight_types.add(weights[0])
+                if weights[1]:
+                    hybrid_ops.append(f"{key[0]} v{key[1]}")
+    return counts, hybrid_ops, weight_types
+
+
+def _weight_input(f: _File, subgraph, op, op_index: int, num_tensors: int) -> tuple[str, bool] | None:
+    """(the weight's dtype, whether the op is hybrid: float activations, integer weights); None without both."""
+    inputs = [int(t) for t in op.InputsAsNumpy()]
+    if any(t >= num_tensors for t in inputs):
+        raise ModelFileError(f"{f.path}: operator {op_index} reads a tensor that does not exist",
+                             hint="the file is corrupt; export it again")
+    activation = subgraph.Tensors(inputs[0]) if inputs[0] >= 0 else None
+    weight = subgraph.Tensors(inputs[1]) if inputs[1] >= 0 else None
+    if activation is None or weight is None:
+        return None
+    weight_type, activation_type = f.type_name(weight), f.type_name(activation)
+    activation_quantised = activation.Quantization() is not None and activation.Quantization().ScaleLength() > 0
+    hybrid = activation_type in ("float32", "float16") and not activation_quantised and weight_type in _INT_WEIGHT_TYPES
+    return weight_type, hybrid
+
+
+def _runtime_needs(path: Path, counts: dict[tuple[str, int], int],
+                   external: bool) -> tuple[list[OpInfo], list[str], str | None]:
+    """(the ops with their minimum runtimes, the op versions the table does not know, the model's minimum)."""
+    ops: list[OpInfo] = []
+    unknown: list[str] = []
+    for (name, version), count in sorted(counts.items()):
+        needed = min_runtime_for(name, version)
+        if needed is None:
+            unknown.append(f"{name} v{version}")
+        ops.append(OpInfo(name=name, version=version, count=count, min_runtime=needed))
+    known = [op.min_runtime for op in ops if op.min_runtime]
+    if external:
+        known.append(EXTERNAL_BUFFERS_MIN_RUNTIME)
+    if unknown:
+        log.warning("%s: minimum runtime unknown for %s", path.name, ", ".join(unknown))
+    return ops, unknown, max_version(known)
+
+
+def _tensor_info(f: _File, main, index: int) -> tuple[list[int], str]:
+    if not 0 <= index < main.TensorsLength():
+        raise ModelFileError(f"{f.path}: input/output tensor {index} does not exist", hint="export it again")
+    tensor = main.Tensors(index)
+    shape = [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
+    return shape, f.type_name(tensor)
