@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from toolkit.constants import PICK_RULES
 from toolkit.data.dataset import FaceRecord, faces_csv_text, labels_data, labels_path_for
 from toolkit.data.detect import IMAGE_SUFFIXES, Detection, FaceDetector, pick_face
 from toolkit.errors import InputError, NoFacesError
@@ -128,30 +129,14 @@ def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int =
     started = time.perf_counter()
     image_dir = Path(image_dir)
     out = Path(out)
-    if pick not in ("confidence", "center"):
-        raise InputError(f"--pick must be 'confidence' or 'center', got {pick!r}")
-    if min_images_per_person < 1:
-        raise InputError(f"--min-images-per-person must be >= 1, got {min_images_per_person}")
-    if contact_sheet < 0:
-        raise InputError(f"--contact-sheet must be >= 0, got {contact_sheet}")
-    if batch_size < 1:
-        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    _check_options(pick, min_images_per_person, contact_sheet, batch_size)
     fractions = parse_split(split)
     if not image_dir.is_dir():
         raise InputError(f"image folder not found: {image_dir}", hint="give a folder of Person_Name/*.jpg folders")
     if out.suffix.lower() != ".csv":
         raise InputError(f"--out must be a .csv file, got {out}")
-
-    people, stray = scan_image_folder(image_dir)
+    people, stray = _scan_people(image_dir)
     n_images = sum(len(v) for v in people.values()) + len(stray)
-    if not people:
-        found = f" ({len(stray)} images directly in it, none in person folders)" if stray else ""
-        raise NoFacesError(f"no images found in person folders under {image_dir}{found}",
-                           hint="expected IMAGE_DIR/Person_Name/*.jpg (.jpeg/.png), one folder per person")
-    if len(people) == 1:
-        only = next(iter(people))
-        raise InputError(f"{image_dir} has only one identity ({only}); a classifier needs at least 2 people",
-                         hint="add a folder per person: IMAGE_DIR/Person_Name/*.jpg")
 
     parse_holdout(holdout_identities, len(people))  # a malformed value fails now, not after the detection pass
     out_dir = out.parent if str(out.parent) else Path(".")
@@ -166,6 +151,31 @@ def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int =
                         holdout_identities, seed, pick, contact_sheet, detector, batch_size, progress, started)
 
 
+def _check_options(pick: str, min_images_per_person: int, contact_sheet: int, batch_size: int) -> None:
+    if pick not in PICK_RULES:
+        raise InputError(f"--pick must be 'confidence' or 'center', got {pick!r}")
+    if min_images_per_person < 1:
+        raise InputError(f"--min-images-per-person must be >= 1, got {min_images_per_person}")
+    if contact_sheet < 0:
+        raise InputError(f"--contact-sheet must be >= 0, got {contact_sheet}")
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+
+
+def _scan_people(image_dir: Path) -> tuple[dict[str, list[Path]], list[Path]]:
+    """scan_image_folder, refusing a folder with no person folders or only one (a classifier needs 2 people)."""
+    people, stray = scan_image_folder(image_dir)
+    if not people:
+        found = f" ({len(stray)} images directly in it, none in person folders)" if stray else ""
+        raise NoFacesError(f"no images found in person folders under {image_dir}{found}",
+                           hint="expected IMAGE_DIR/Person_Name/*.jpg (.jpeg/.png), one folder per person")
+    if len(people) == 1:
+        only = next(iter(people))
+        raise InputError(f"{image_dir} has only one identity ({only}); a classifier needs at least 2 people",
+                         hint="add a folder per person: IMAGE_DIR/Person_Name/*.jpg")
+    return people, stray
+
+
 def _output_bytes(n_images: int, contact_sheet: int) -> int:
     """A generous estimate of what prepare writes: CSV rows, rejects, labels, and the PNG contact sheet."""
     return 64 * 1024 + 300 * n_images + contact_sheet * 160 * 178 * 3 // 2
@@ -176,23 +186,62 @@ def _prepare(image_dir: Path, out: Path, people: dict[str, list[Path]], stray: l
              holdout_identities, seed: int, pick: str, contact_sheet: int, detector: FaceDetector | None,
              batch_size: int, progress: bool, started: float) -> PrepareResult:
     rejects_path, sheet_path = outputs[2], (outputs[3] if len(outputs) > 3 else None)
-
     rejects: list[tuple[Path, str]] = [(p, "not inside a Person_Name folder") for p in stray]
-
     all_people = dict(people)
-    # People with fewer image files than the minimum cannot reach it: reject them without running the detector
-    # (on LFW with --min-images-per-person 20 this skips 10k of 13k images).
-    for name in [n for n, paths in people.items() if len(paths) < min_images_per_person]:
-        paths = people.pop(name)
-        rejects.extend((path, f"{name} has {len(paths)} image files, fewer than --min-images-per-person "
-                              f"{min_images_per_person}") for path in paths)
-    # One detection pass over every image (batched, cached per file).
+    people = _without_small_folders(people, min_images_per_person, rejects)
+    faces, detect_seconds = _detect_faces(people, detector, batch_size, progress, pick, rejects)
+    kept = _people_with_enough_faces(faces, min_images_per_person, rejects)
+    if len(kept) < 2:
+        raise NoFacesError(_too_few_message(image_dir, all_people, faces, kept, min_images_per_person, rejects),
+                           hint="lower --min-images-per-person or add photos with visible faces")
+    holdout = _holdout_people(kept, holdout_identities, seed)
+    class_names = sorted(n for n in kept if n not in holdout)
+    records = _face_records(image_dir, kept, holdout, class_names, fractions, seed)
+
+    with atomic_outputs(outputs) as temps:  # all four files, or none of them
+        temp = dict(zip(outputs, temps))
+        if sheet_path is not None:
+            write_contact_sheet(temp[sheet_path], image_dir, records, contact_sheet, seed)
+        write_rejects(temp[rejects_path], image_dir, rejects)
+        write_text_atomic(temp[out], faces_csv_text(records))
+        write_json_atomic(temp[labels_path_for(out)], labels_data(image_dir, class_names, out.parent))
+
+    seconds = time.perf_counter() - started
+    log.info("prepared %d faces of %d identities from %d images in %.1fs", len(records), len(class_names), n_images,
+             seconds)
+    return PrepareResult(
+        csv_path=out, labels_path=labels_path_for(out), rejects_path=rejects_path, contact_sheet_path=sheet_path,
+        n_images=n_images, n_faces=len(records), n_rejected=len(rejects), n_identities=len(class_names),
+        n_holdout_identities=len(holdout),
+        split_counts={s: sum(r.split_type == s for r in records) for s in (*SPLIT_NAMES, HOLDOUT)},
+        reject_reasons=_reject_reasons(rejects), seconds=seconds,
+        detect_seconds=detect_seconds, images_per_second=n_images / seconds if seconds > 0 else 0.0,
+    )
+
+
+def _without_small_folders(people: dict[str, list[Path]], min_images: int,
+                           rejects: list[tuple[Path, str]]) -> dict[str, list[Path]]:
+    """People with fewer image files than the minimum cannot reach it: rejected without running the detector
+    (on LFW with --min-images-per-person 20 this skips 10k of 13k images)."""
+    kept = {}
+    for name, paths in people.items():
+        if len(paths) >= min_images:
+            kept[name] = paths
+        else:
+            rejects.extend((path, f"{name} has {len(paths)} image files, fewer than --min-images-per-person "
+                                  f"{min_images}") for path in paths)
+    return kept
+
+
+def _detect_faces(people: dict[str, list[Path]], detector: FaceDetector | None, batch_size: int, progress: bool,
+                  pick: str, rejects: list[tuple[Path, str]]) -> tuple[dict[str, list[tuple[Path, Detection]]], float]:
+    """One detection pass over every image (batched, cached per file): the ``pick`` face of each, per person,
+    and the seconds the pass took (loading the detector not counted)."""
     detector = detector or FaceDetector()
     all_paths = [p for name in sorted(people) for p in people[name]]
     t0 = time.perf_counter()
     found = detector.detect_files(all_paths, batch_size=batch_size, progress=progress, desc="detecting faces")
     detect_seconds = time.perf_counter() - t0
-
     faces: dict[str, list[tuple[Path, Detection]]] = {name: [] for name in people}
     owner = {p: name for name, paths in people.items() for p in paths}
     for path, dets in zip(all_paths, found):
@@ -200,7 +249,7 @@ def _prepare(image_dir: Path, out: Path, people: dict[str, list[Path]], stray: l
             rejects.append((path, dets))
             continue
         size = (0, 0)
-        if pick == "center" and len(dets) > 1:
+        if pick == "center" and len(dets) > 1:  # only the centre rule needs the image size
             from PIL import Image
 
             with Image.open(path) as im:
@@ -210,28 +259,35 @@ def _prepare(image_dir: Path, out: Path, people: dict[str, list[Path]], stray: l
             rejects.append((path, "no face detected"))
             continue
         faces[owner[path]].append((path, face))
+    return faces, detect_seconds
 
+
+def _people_with_enough_faces(faces: dict[str, list[tuple[Path, Detection]]], min_images: int,
+                              rejects: list[tuple[Path, str]]) -> dict[str, list[tuple[Path, Detection]]]:
     kept = {}
     for name, items in faces.items():
-        if len(items) >= min_images_per_person:
+        if len(items) >= min_images:
             kept[name] = items
         else:
             for path, _ in items:
                 rejects.append((path, f"{name} has {len(items)} usable faces, fewer than --min-images-per-person "
-                                      f"{min_images_per_person}"))
-    if len(kept) < 2:
-        raise NoFacesError(_too_few_message(image_dir, all_people, faces, kept, min_images_per_person, rejects),
-                           hint="lower --min-images-per-person or add photos with visible faces")
+                                      f"{min_images}"))
+    return kept
 
-    # Identity-disjoint hold-out: whole people set aside, seeded.
+
+def _holdout_people(kept: dict[str, list], holdout_identities, seed: int) -> set[str]:
+    """Identity-disjoint hold-out: whole people set aside, seeded; at least 2 must stay to train on."""
     n_holdout = parse_holdout(holdout_identities, len(kept))
     if len(kept) - n_holdout < 2:
         raise InputError(f"holding out {n_holdout} of {len(kept)} identities leaves fewer than 2 to train on",
                          hint="hold out fewer identities")
-    holdout = set(random.Random(seed).sample(sorted(kept), n_holdout)) if n_holdout else set()
-    class_names = sorted(n for n in kept if n not in holdout)
-    label_of = {name: i for i, name in enumerate(class_names)}
+    return set(random.Random(seed).sample(sorted(kept), n_holdout)) if n_holdout else set()
 
+
+def _face_records(image_dir: Path, kept: dict[str, list[tuple[Path, Detection]]], holdout: set[str],
+                  class_names: list[str], fractions: tuple[float, float, float], seed: int) -> list[FaceRecord]:
+    """The CSV rows: per person (by name) and image (by file name), split per person, hold-out label -1."""
+    label_of = {name: i for i, name in enumerate(class_names)}
     records: list[FaceRecord] = []
     for name in sorted(kept):
         items = sorted(kept[name], key=lambda item: item[0].name)
@@ -245,30 +301,17 @@ def _prepare(image_dir: Path, out: Path, people: dict[str, list[Path]], stray: l
                 split_type=split_type, label=label_of.get(name, HOLDOUT_LABEL), landmarks=face.landmarks,
                 score=face.score,
             ))
+    return records
 
-    with atomic_outputs(outputs) as temps:  # all four files, or none of them
-        temp = dict(zip(outputs, temps))
-        if sheet_path is not None:
-            write_contact_sheet(temp[sheet_path], image_dir, records, contact_sheet, seed)
-        write_rejects(temp[rejects_path], image_dir, rejects)
-        write_text_atomic(temp[out], faces_csv_text(records))
-        write_json_atomic(temp[labels_path_for(out)], labels_data(image_dir, class_names, out.parent))
 
-    split_counts = {s: sum(r.split_type == s for r in records) for s in (*SPLIT_NAMES, HOLDOUT)}
+def _reject_reasons(rejects: list[tuple[Path, str]]) -> dict[str, int]:
+    """How many rejects per reason, with the per-file details (paths, counts) folded into one key each."""
     reasons: dict[str, int] = {}
     for _, reason in rejects:
         key = reason.split(":")[0] if reason.startswith("unreadable") else (
             "too few faces for --min-images-per-person" if "--min-images-per-person" in reason else reason)
         reasons[key] = reasons.get(key, 0) + 1
-    seconds = time.perf_counter() - started
-    log.info("prepared %d faces of %d identities from %d images in %.1fs", len(records), len(class_names), n_images,
-             seconds)
-    return PrepareResult(
-        csv_path=out, labels_path=labels_path_for(out), rejects_path=rejects_path, contact_sheet_path=sheet_path,
-        n_images=n_images, n_faces=len(records), n_rejected=len(rejects), n_identities=len(class_names),
-        n_holdout_identities=len(holdout), split_counts=split_counts, reject_reasons=reasons, seconds=seconds,
-        detect_seconds=detect_seconds, images_per_second=n_images / seconds if seconds > 0 else 0.0,
-    )
+    return reasons
 
 
 def assign_splits(paths: list[Path], fractions: tuple[float, float, float], seed_key: str) -> list[str]:
