@@ -1,10 +1,14 @@
 """``ftk pipeline``: photo folder -> prepared faces -> (fine-tuned) checkpoint -> float32 + int8 TFLite -> the
 accuracy ladder -> parity -> host bench -> (optional) deploy, from one YAML, with one report.
 
-Every stage is one library function (the same ones the CLI commands wrap). Each stage writes into its own folder of
-the run directory with a ``stage.json`` holding a key: the sha256 of the stage's settings and of the keys of the
-stages it reads from (plus a fingerprint of input files). Re-running with the same key skips the stage, so an
-interrupted run resumes and a change redoes only what depends on it.
+Every stage is one library function (the same ones the CLI commands wrap), planned by one small function here that
+declares what the stage reads: config values and files (:class:`FileInput`, :class:`FolderInput`). The stage's key
+is the sha256 of those values and of the files' contents, never their names; the stage writes into its own folder of
+the run directory and records the key, its outputs and its result in ``stage.json``. Re-running with the same key
+and the outputs still there skips the stage, so an interrupted run resumes and a change redoes only what reads it.
+
+Every path the pipeline records inside the run folder (stage.json, report.json, report.html's links) is relative to
+it, so a moved run folder is still up to date; a recorded path that leaves the run folder is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Literal
 
 from toolkit import __version__
@@ -174,7 +178,34 @@ def _train_config(config: PipelineConfig, base_dir: Path, faces_csv: Path, out_d
     return from_dict(TrainConfig, values, base_dir=base_dir, where="pipeline config, train section")
 
 
-# --- stages ----------------------------------------------------------------------------------------------------------
+# --- what a stage reads and writes -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileInput:
+    """A file a stage reads: it enters the stage's key by its content (sha256), never by its name."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
+class FolderInput:
+    """A folder a stage reads (an image tree): it enters the key by each file's name inside it and content."""
+
+    path: Path
+
+
+@dataclass
+class StageOutput:
+    result: dict[str, Any]  # JSON-able; paths inside the run folder are stored relative to it
+    files: list[Path]  # what the stage wrote: a cached stage whose files are gone runs again
+
+
+@dataclass
+class Stage:
+    name: str
+    inputs: dict[str, Any]  # config values, FileInput and FolderInput (nested at will): the key is made of these
+    work: Callable[[Path], StageOutput]  # the stage's folder -> its outputs
+
+
 @dataclass
 class StageRecord:
     name: str
@@ -185,76 +216,141 @@ class StageRecord:
 
 
 def folder_fingerprint(root: Path) -> str:
-    """Cheap content identity of an image folder: relative paths, sizes and mtimes (stat only, no reads)."""
-    parts = []
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            st = path.stat()
-            parts.append(f"{path.relative_to(root)}|{st.st_size}|{int(st.st_mtime)}")
-    return sha256_text("\n".join(parts))
+    """Content identity of a folder: every file's path inside it and its sha256 (moving, renaming or touching the
+    folder keeps it; LFW's 13k images take a few seconds, once per run)."""
+    lines = [f"{p.relative_to(root).as_posix()}\t{sha256_file(p)}" for p in sorted(root.rglob("*")) if p.is_file()]
+    return sha256_text("\n".join(lines))
 
 
-def file_fingerprint(path: Path | None) -> str | None:
-    return None if path is None else sha256_file(path)
+class InputHasher:
+    """Stage inputs as key material: files and folders by content; each folder read once per run, since the same
+    image tree feeds several stages."""
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, str] = {}
+
+    def folder(self, path: Path) -> str:
+        path = Path(path).resolve()
+        if path not in self._folders:
+            self._folders[path] = folder_fingerprint(path)
+        return self._folders[path]
+
+    def plain(self, value: Any) -> Any:
+        if isinstance(value, FileInput):
+            if not Path(value.path).is_file():
+                raise InputError(f"stage input not found: {value.path}")
+            return {"sha256": sha256_file(value.path)}
+        if isinstance(value, FolderInput):
+            return {"tree_sha256": self.folder(value.path)}
+        if isinstance(value, Path):  # a name would make the key depend on where the file lies
+            raise TypeError(f"stage input {value}: declare it as FileInput or FolderInput")
+        if isinstance(value, dict):
+            return {str(k): self.plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.plain(v) for v in value]
+        return value
+
+
+def _file(path: Path | None) -> FileInput | None:
+    return None if path is None else FileInput(Path(path))
+
+
+# --- run-relative paths ----------------------------------------------------------------------------------------------
+def to_run_relative(value: Any, root: Path) -> Any:
+    """``value`` with every absolute path inside ``root`` rewritten relative to it (POSIX), so that the run folder
+    can be moved; paths outside it (the photos, the pairs files) stay as they are, but for those spelled through
+    the run folder (``<run>/prepare/../../photos``, how faces.csv's rows resolve), which are written out."""
+    if isinstance(value, dict):
+        return {k: to_run_relative(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_run_relative(v, root) for v in value]
+    if isinstance(value, Path):
+        value = str(value)
+    top = str(root)
+    if isinstance(value, str) and os.path.isabs(value) and (value == top or value.startswith(top + os.sep)):
+        norm = os.path.normpath(value)
+        inside = norm == top or norm.startswith(top + os.sep)
+        return Path(os.path.relpath(norm, top)).as_posix() if inside else norm
+    return value
+
+
+def in_run(root: Path, stored: Any, what: str) -> Path:
+    """A run-relative path read back from a state file, as a path under ``root``; one that is absolute or climbs
+    out with ``..`` is refused (a stage record must never make ftk read or overwrite files elsewhere)."""
+    if not isinstance(stored, str) or not stored or PurePosixPath(stored).is_absolute() \
+            or ".." in PurePosixPath(stored).parts:
+        raise InputError(f"{what}: {stored!r} is not a path inside the run folder {root}",
+                         hint="the stage record was edited or written by another tool: delete that stage's folder "
+                              "or re-run it with --force")
+    return root / stored
+
+
+# --- running stages with a cache -------------------------------------------------------------------------------------
+def check_force(force: set[str]) -> None:
+    import difflib
+
+    for name in sorted(force):
+        if name not in STAGES:
+            close = difflib.get_close_matches(name, STAGES, n=1)
+            raise InputError(f"--force {name}: no such stage" + (f" (did you mean {close[0]!r}?)" if close else ""),
+                             hint=f"stages: {', '.join(STAGES)}")
 
 
 class StageRunner:
-    """Runs stages in order; skips a stage whose folder holds a stage.json with the same key."""
+    """Runs stages in order; reuses a stage whose stage.json holds the same key and whose outputs all exist."""
 
     def __init__(self, run_dir: Path, force: set[str] | None = None):
-        import difflib
-
-        for name in sorted(force or ()):
-            if name not in STAGES:
-                close = difflib.get_close_matches(name, STAGES, n=1)
-                raise InputError(f"--force {name}: no such stage" + (f" (did you mean {close[0]!r}?)" if close else ""),
-                                 hint=f"stages: {', '.join(STAGES)}")
+        check_force(force or set())
         self.run_dir = run_dir
         self.force = force or set()
+        self.hasher = InputHasher()
         self.records: dict[str, StageRecord] = {}
 
-    def stage_dir(self, name: str) -> Path:
-        return self.run_dir / name
-
-    def run(self, name: str, inputs: dict[str, Any], fn: Callable[[Path], dict[str, Any]]) -> StageRecord:
-        key = sha256_text(json.dumps(inputs, sort_keys=True, default=str))
-        folder = self.stage_dir(name)
-        marker = folder / STAGE_FILE
-        if name not in self.force and marker.is_file():
-            try:
-                saved = read_json(marker, "stage record")
-            except InputError:
-                saved = {}
-            missing = _missing_outputs(saved.get("result", {}), folder)
-            if missing:
-                log.info("stage %s: %s is gone, running it again", name, missing[0])
-            elif saved.get("key") == key:
-                log.info("stage %s: up to date (cached)", name)
-                record = StageRecord(name, key, True, float(saved.get("seconds", 0.0)), saved.get("result", {}))
-                self.records[name] = record
-                return record
-        log.info("stage %s: running", name)
+    def run(self, stage: Stage) -> StageRecord:
+        inputs = to_run_relative(self.hasher.plain(stage.inputs), self.run_dir)
+        key = sha256_text(json.dumps(inputs, sort_keys=True))
+        folder = self.run_dir / stage.name
+        saved = self._reusable(stage.name, key, folder / STAGE_FILE)
+        if saved is not None:
+            log.info("stage %s: up to date (cached)", stage.name)
+            return self._keep(StageRecord(stage.name, key, True, float(saved.get("seconds", 0.0)), saved["result"]))
+        log.info("stage %s: running", stage.name)
         ensure_writable_dir(folder)
         started = time.perf_counter()
-        result = fn(folder)
+        out = stage.work(folder)
         seconds = time.perf_counter() - started
+        result = to_run_relative(to_plain(out.result), self.run_dir)
+        files = [self._own(stage.name, p) for p in out.files]
         # Written last: a stage interrupted before this line is redone on the next run.
-        write_json_atomic(marker, {"key": key, "inputs": inputs, "seconds": seconds, "result": result,
-                                   "finished_at": _now()})
-        record = StageRecord(name, key, False, seconds, result)
-        self.records[name] = record
+        write_json_atomic(folder / STAGE_FILE, {"key": key, "inputs": inputs, "outputs": files, "seconds": seconds,
+                                                "result": result, "finished_at": _now()})
+        return self._keep(StageRecord(stage.name, key, False, seconds, result))
+
+    def _reusable(self, name: str, key: str, marker: Path) -> dict[str, Any] | None:
+        """The saved record when the stage need not run again, else None."""
+        if name in self.force or not marker.is_file():
+            return None
+        try:
+            saved = read_json(marker, "stage record")
+        except InputError:
+            return None
+        if not isinstance(saved, dict) or saved.get("key") != key or not isinstance(saved.get("outputs"), list):
+            return None
+        gone = [p for p in saved["outputs"] if not in_run(self.run_dir, p, f"{marker}: outputs").exists()]
+        if gone:
+            log.info("stage %s: %s is gone, running it again", name, gone[0])
+            return None
+        return saved
+
+    def _own(self, name: str, path: str | Path) -> str:
+        rel = to_run_relative(str(path), self.run_dir)
+        if os.path.isabs(rel):
+            raise ValueError(f"stage {name} wrote {path}, outside the run folder {self.run_dir}")
+        return rel
+
+    def _keep(self, record: StageRecord) -> StageRecord:
+        self.records[record.name] = record
         return record
-
-
-def _missing_outputs(result: Any, folder: Path) -> list[str]:
-    """Paths inside the stage folder that the stage's result names but that no longer exist."""
-    if isinstance(result, dict):
-        return [m for v in result.values() for m in _missing_outputs(v, folder)]
-    if isinstance(result, list):
-        return [m for v in result for m in _missing_outputs(v, folder)]
-    if isinstance(result, str) and result.startswith(str(folder) + os.sep) and not Path(result).exists():
-        return [result]
-    return []
 
 
 def _now() -> str:
@@ -262,12 +358,275 @@ def _now() -> str:
 
 
 @dataclass
+class RunContext:
+    """What the stages share: the config, the run folder and the records of the stages that have run."""
+
+    config: PipelineConfig
+    config_path: Path
+    root: Path
+    runner: StageRunner
+    progress: bool
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.config.evaluate.data or self.config.prepare.images)
+
+    def result(self, stage: str) -> dict[str, Any] | None:
+        record = self.runner.records.get(stage)
+        return record.result if record else None
+
+    def path(self, stage: str, *keys: str) -> Path:
+        """A path out of a stage's result, confined to the run folder (a cached result was read from disk)."""
+        value: Any = self.result(stage)
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return in_run(self.root, value, f"{stage}/{STAGE_FILE}: result.{'.'.join(keys)}")
+
+    @property
+    def faces_csv(self) -> Path:
+        return self.path("prepare", "csv_path")
+
+    def faces(self) -> dict[str, Any]:
+        """The prepared faces as an input: the CSV and the photos it crops from."""
+        return {"csv": FileInput(self.faces_csv), "images": FolderInput(Path(self.config.prepare.images))}
+
+    @property
+    def start(self) -> Path:
+        return self.path("base", "path")
+
+    @property
+    def fine_tuned(self) -> Path | None:
+        train = self.result("train")
+        if train is None:
+            return None
+        return self.path("train", "best_checkpoint" if train.get("best_checkpoint") else "last_checkpoint")
+
+    @property
+    def shipped(self) -> Path:
+        if self.result("select") is not None:
+            return self.path("select", "shipped_path")
+        return self.fine_tuned or self.start
+
+    @property
+    def artifacts(self) -> dict[str, Path]:
+        return {p: self.path("export", "artifacts", p, "path") for p in (self.result("export") or {})["artifacts"]}
+
+
+# --- the stages: each declares what it reads and returns what it wrote ------------------------------------------------
+def _settings(section: Any, *paths: str) -> dict[str, Any]:
+    """A config section's values without its path fields (those enter a key by content, as inputs)."""
+    return {k: v for k, v in to_plain(section).items() if k not in paths}
+
+
+def prepare_stage(run: RunContext) -> Stage:
+    p = run.config.prepare
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.prepare import prepare
+
+        res = prepare(p.images, folder / "faces.csv", min_images_per_person=p.min_images_per_person, split=p.split,
+                      seed=p.seed, contact_sheet=p.contact_sheet, overwrite=True, progress=run.progress)
+        files = [res.csv_path, res.labels_path, res.rejects_path, res.contact_sheet_path]
+        return StageOutput(to_plain(res), [f for f in files if f])
+
+    return Stage("prepare", {**_settings(p, "images"), "images": FolderInput(Path(p.images))}, work)
+
+
+def base_stage(run: RunContext) -> Stage:
+    """The starting checkpoint: the pretrained weights as they are, or random init with BatchNorm set on the faces."""
+    c = run.config
+    calibration = None if c.weights else run.faces_csv
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.init_checkpoint import init_checkpoint
+
+        res = init_checkpoint(folder / "base.pt", backbone=c.backbone, weights=c.weights, calibration=calibration,
+                              overwrite=True, progress=run.progress)
+        return StageOutput(to_plain(res), [res.path])
+
+    return Stage("base", {"backbone": c.backbone, "weights": _file(c.weights),
+                          "faces": run.faces() if calibration else None}, work)
+
+
+def train_stage(run: RunContext) -> Stage | None:
+    c = run.config
+    if c.train is None:
+        return None
+    faces_csv = run.faces_csv
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.train import train
+
+        tcfg = _train_config(c, run.config_path.resolve().parent, faces_csv, folder)
+        resume = (folder / "last.pt").is_file()
+        res = train(tcfg, config_path=run.config_path, resume=resume, overwrite=not resume, progress=run.progress)
+        files = [res.best_checkpoint, res.last_checkpoint, res.results_csv]
+        return StageOutput(to_plain(res), [f for f in files if f])
+
+    # Leak-free training drops the identities of the pairs file: its content is an input of this stage.
+    excluded = FileInput(Path(c.evaluate.pairs)) if c.evaluate.leak_free else None
+    return Stage("train", {"train": c.train, "backbone": c.backbone, "weights": _file(c.weights),
+                           "faces": run.faces(), "leak_free_pairs": excluded}, work)
+
+
+def select_stage(run: RunContext) -> Stage | None:
+    """What ships, the start or the fine-tuned model, chosen on pairs disjoint from the test pairs."""
+    e = run.config.evaluate
+    if run.fine_tuned is None or e.select_pairs is None:
+        return None
+    candidates = {"start": run.start, "fine-tuned": run.fine_tuned}
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.evaluate import evaluate_model_file
+
+        rows = {label: _ladder_row(label, path, evaluate_model_file(
+                    path, pairs=e.select_pairs, data=run.data_dir, far=e.far, limit_pairs=e.select_limit_pairs,
+                    out_dir=folder / label, overwrite=True, progress=run.progress))
+                for label, path in candidates.items()}
+        shipped, reason = choose_shipped(rows["start"], rows["fine-tuned"])
+        return StageOutput({"shipped": shipped, "shipped_path": rows[shipped]["path"], "reason": reason,
+                            "pairs": str(e.select_pairs), "rows": list(rows.values())}, _row_files(rows.values()))
+
+    return Stage("select", {"models": {k: FileInput(v) for k, v in candidates.items()},
+                            "pairs": FileInput(Path(e.select_pairs)), "limit": e.select_limit_pairs, "far": e.far,
+                            "data": FolderInput(run.data_dir)}, work)
+
+
+def export_stage(run: RunContext) -> Stage:
+    c = run.config
+    checkpoint, faces_csv = run.shipped, run.faces_csv
+    select = run.result("select")
+    if select is not None:
+        log.info("shipping the %s model: %s", select["shipped"], select["reason"])
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.export import export_model
+
+        res = export_model(checkpoint, folder, quantize="int8" if c.export.quantize else None,
+                           calibration=faces_csv, calibration_limit=c.export.calibration_limit,
+                           overwrite=True, progress=run.progress)
+        summary = res.summary()
+        files = [a["path"] for a in summary["artifacts"].values()] + [summary.get("manifest")]
+        return StageOutput(summary, [f for f in files if f])
+
+    return Stage("export", {**_settings(c.export), "checkpoint": FileInput(checkpoint), "faces": run.faces()}, work)
+
+
+def evaluate_stage(run: RunContext) -> Stage:
+    """The accuracy ladder: the same pairs through every embedder, one code path."""
+    from toolkit.deploy.kotlin import template_fingerprint
+
+    e = run.config.evaluate
+    rungs = _ladder_models(run) + _app_rungs(run)
+    # Classification accuracy needs a head and a test split.
+    classify = run.faces_csv if (run.result("prepare").get("split_counts") or {}).get("test") else None
+
+    def work(folder: Path) -> StageOutput:
+        rows = [_evaluate_rung(run, label, path, mode, classify, folder) for label, path, mode in rungs]
+        return StageOutput({"ladder": rows}, _row_files(rows))
+
+    app_after = any(mode == "after" for *_, mode in rungs)
+    return Stage("evaluate", {"pairs": FileInput(Path(e.pairs)), "data": FolderInput(run.data_dir), "far": e.far,
+                              "limit_pairs": e.limit_pairs,
+                              "rungs": [[label, FileInput(path), mode] for label, path, mode in rungs],
+                              "classify_faces": run.faces() if classify else None,
+                              "kotlin": template_fingerprint() if app_after else None}, work)
+
+
+def parity_stage(run: RunContext) -> Stage:
+    checkpoint, faces_csv, artifacts, limit = run.shipped, run.faces_csv, run.artifacts, run.config.parity.limit
+    # Decisions are compared at the threshold the app will use: the one calibrated for the float model.
+    threshold = next((row.get("threshold") for row in run.result("evaluate")["ladder"] if row["model"] == "pytorch"),
+                     None)
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.parity import parity_check
+
+        out, files = {}, []
+        for precision, path in artifacts.items():
+            out[precision] = parity_check(path, checkpoint, images=faces_csv, limit=limit, threshold=threshold,
+                                          progress=run.progress).to_dict()
+            files.append(folder / f"parity_{precision}.json")
+            write_json_atomic(files[-1], to_run_relative(out[precision], run.root))
+        return StageOutput(out, files)
+
+    return Stage("parity", {"limit": limit, "threshold": threshold, "checkpoint": FileInput(checkpoint),
+                            "models": {p: FileInput(a) for p, a in artifacts.items()}, "faces": run.faces()}, work)
+
+
+def bench_stage(run: RunContext) -> Stage | None:
+    b = run.config.bench
+    if not b.enabled:
+        return None
+    models = list(run.artifacts.values())
+    baseline = run.shipped if b.pytorch_baseline else None
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.bench import run_bench
+
+        res = run_bench(models, device="host", threads=b.threads, warmup=b.warmup, runs=b.runs, checkpoint=baseline,
+                        out_dir=folder, plot_path=folder / "latency.png", overwrite=True, progress=run.progress)
+        result = res.to_dict(with_samples=False)
+        return StageOutput(result, [f for f in (result.get("outputs") or {}).values() if f])
+
+    return Stage("bench", {**_settings(b), "models": [FileInput(m) for m in models],
+                           "checkpoint": _file(baseline)}, work)
+
+
+# In STAGES order; a plan returns None for a stage the config leaves out.
+STAGE_PLANS: tuple[Callable[[RunContext], Stage | None], ...] = (
+    prepare_stage, base_stage, train_stage, select_stage, export_stage, evaluate_stage, parity_stage, bench_stage)
+
+
+def _ladder_models(run: RunContext) -> list[tuple[str, Path, str | None]]:
+    models: list[tuple[str, Path, str | None]] = []
+    if run.fine_tuned is not None:
+        if run.config.evaluate.pytorch_baseline:
+            models.append(("pytorch (start)", run.start, None))
+        if run.shipped != run.fine_tuned:
+            models.append(("pytorch (fine-tuned, not shipped)", run.fine_tuned, None))
+    models.append(("pytorch", run.shipped, None))
+    artifacts = run.artifacts
+    return models + [(f"tflite {p}", artifacts[p], None) for p in ("float32", "int8") if p in artifacts]
+
+
+def _app_rungs(run: RunContext) -> list[tuple[str, Path, str | None]]:
+    """The deployed artifact with the app's crops, before and after ftk deploy."""
+    d, artifacts = run.config.deploy, run.artifacts
+    if d is None or not d.app_rungs or d.variant not in artifacts:
+        return []
+    return [(f"app {mode} deploy ({d.variant})", artifacts[d.variant], mode) for mode in ("before", "after")]
+
+
+def _evaluate_rung(run: RunContext, label: str, model_path: Path, simulate_app: str | None,
+                   classify_csv: Path | None, folder: Path) -> dict[str, Any]:
+    from toolkit.evaluate import evaluate_model_file
+
+    e = run.config.evaluate
+    # TFLite reports go beside the model (<stem>.eval/) so `ftk deploy --threshold auto` finds them.
+    slug = label.replace(" ", "_").replace("(", "").replace(")", "")
+    out = None if model_path.suffix == ".tflite" else folder / slug
+    try:
+        res = evaluate_model_file(model_path, pairs=e.pairs, data=run.data_dir,
+                                  csv=None if simulate_app else classify_csv, far=e.far, limit_pairs=e.limit_pairs,
+                                  out_dir=out, overwrite=True, progress=run.progress, simulate_app=simulate_app)
+    except DependencyError as exc:  # no kotlinc: the app-after rung is reported as not measured
+        return {"model": label, "path": str(model_path), "skipped": str(exc)}
+    return _ladder_row(label, model_path, res)
+
+
+def _row_files(rows: Any) -> list[str]:
+    return [row[k] for row in rows for k in ("report", "roc_png", "scores_png") if row.get(k)]
+
+
+# --- the run ---------------------------------------------------------------------------------------------------------
+@dataclass
 class PipelineResult:
     run_dir: Path
     report_json: Path
     report_html: Path
     stages: list[StageRecord]
-    ladder: list[dict[str, Any]]
+    ladder: list[dict[str, Any]]  # paths relative to run_dir
     budget_failures: list[str]
     seconds: float
 
@@ -281,12 +640,30 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
     """Run every stage (skipping up-to-date ones) and write report.json + report.html into ``run_dir``."""
     config_path = Path(config_path)
     config = load_pipeline_config(config_path)
-    base_dir = config_path.resolve().parent
-    # Absolute: stage results hold paths that are later read relative to the config file's folder.
-    run_dir = ensure_writable_dir(Path(run_dir).resolve())
+    check_force(set(force))
+    _check_inputs(config)
+    # Absolute while running (the libraries get absolute paths); every record stores paths relative to it.
+    root = ensure_writable_dir(Path(run_dir).resolve())
     started = time.perf_counter()
-    runner = StageRunner(run_dir, set(force))
-    cfg = dump_config(config)
+    run = RunContext(config, config_path, root, StageRunner(root, set(force)), progress)
+    for plan in STAGE_PLANS:
+        stage = plan(run)
+        if stage is not None:
+            run.runner.run(stage)
+    deploy_result = deploy_step(run)
+    seconds = time.perf_counter() - started
+    report = build_report(run, deploy_result, seconds)
+    report_json = root / "report.json"
+    write_json_atomic(report_json, report)
+    from toolkit.html_report import write_html_report
+
+    report_html = write_html_report(report, root / "report.html")
+    return PipelineResult(root, report_json, report_html, list(run.runner.records.values()), report["ladder"],
+                          report["budget_failures"], seconds)
+
+
+def _check_inputs(config: PipelineConfig) -> None:
+    """The photo folders, pairs file and weights exist: fail before any work."""
     data_dir = config.evaluate.data or config.prepare.images
     for what, path in (("prepare.images", config.prepare.images), ("evaluate.data", data_dir)):
         if not Path(path).is_dir():
@@ -297,211 +674,54 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
     if config.weights is not None and not Path(config.weights).is_file():
         raise InputError(f"weights: file not found: {config.weights}")
 
-    # 1. prepare
-    def do_prepare(folder: Path) -> dict[str, Any]:
-        from toolkit.prepare import prepare
 
-        p = config.prepare
-        res = prepare(p.images, folder / "faces.csv", min_images_per_person=p.min_images_per_person, split=p.split,
-                      seed=p.seed, contact_sheet=p.contact_sheet, overwrite=True, progress=progress)
-        return to_plain(res)
+def deploy_step(run: RunContext) -> dict[str, Any] | None:
+    """The optional deploy; never cached: the app checkout may have changed since the last run."""
+    d = run.config.deploy
+    if d is None:
+        return None
+    from toolkit.deploy import deploy
 
-    prep = runner.run("prepare", {"cfg": cfg["prepare"], "images": folder_fingerprint(Path(config.prepare.images))},
-                      do_prepare)
-    faces_csv = Path(prep.result["csv_path"])
+    app_dir = _fresh_app_copy(d.app, run.root / "app") if d.copy_to_run else d.app
+    res = deploy(run.path("export", "out_dir"), app_dir, variant=d.variant,
+                 threshold=None if d.threshold == "keep" else d.threshold, far=run.config.evaluate.far,
+                 dry_run=d.dry_run, verify_runtime=d.verify_runtime, keep_app_preprocessing=d.keep_app_preprocessing)
+    result = to_plain(res)
+    result["compatibility_text"] = res.compatibility.describe()
+    return to_run_relative(result, run.root)
 
-    # 2. starting checkpoint (the pretrained weights as they are) and 3. training
-    weights_hash = file_fingerprint(config.weights)
 
-    def do_base(folder: Path) -> dict[str, Any]:
-        from toolkit.init_checkpoint import init_checkpoint
-
-        res = init_checkpoint(folder / "base.pt", backbone=config.backbone, weights=config.weights,
-                              calibration=None if config.weights else faces_csv, overwrite=True, progress=progress)
-        return to_plain(res)
-
-    base = runner.run("base", {"backbone": config.backbone, "weights": weights_hash,
-                               "prepare": prep.key if config.weights is None else None}, do_base)
-    checkpoint = Path(base.result["path"])
-    train_rec = None
-    if config.train is not None:
-        def do_train(folder: Path) -> dict[str, Any]:
-            from toolkit.train import train
-
-            tcfg = _train_config(config, base_dir, faces_csv, folder)
-            resume = (folder / "last.pt").is_file()
-            res = train(tcfg, config_path=config_path, resume=resume, overwrite=not resume, progress=progress)
-            return to_plain(res)
-
-        # Leak-free training drops the identities of the pairs file: its content is an input of this stage.
-        excluded = sha256_file(config.evaluate.pairs) if config.evaluate.leak_free else None
-        train_rec = runner.run("train", {"cfg": cfg["train"], "prepare": prep.key, "weights": weights_hash,
-                                         "backbone": config.backbone, "leak_free_pairs": excluded}, do_train)
-        checkpoint = Path(train_rec.result.get("best_checkpoint") or train_rec.result["last_checkpoint"])
-
-    # 3b. choose what ships: the start or the fine-tuned model, on pairs disjoint from the test pairs
-    select_rec, fine_tuned = None, checkpoint
-    if train_rec is not None and config.evaluate.select_pairs is not None:
-        def do_select(folder: Path) -> dict[str, Any]:
-            from toolkit.evaluate import evaluate_model_file
-
-            e = config.evaluate
-            rows = {label: _ladder_row(label, path, evaluate_model_file(
-                        path, pairs=e.select_pairs, data=data_dir, far=e.far, limit_pairs=e.select_limit_pairs,
-                        out_dir=folder / label, overwrite=True, progress=progress))
-                    for label, path in (("start", Path(base.result["path"])), ("fine-tuned", fine_tuned))}
-            shipped, reason = choose_shipped(rows["start"], rows["fine-tuned"])
-            return {"shipped": shipped, "shipped_path": rows[shipped]["path"], "reason": reason,
-                    "pairs": str(e.select_pairs), "rows": list(rows.values())}
-
-        select_rec = runner.run("select", {"train": train_rec.key, "base": base.key,
-                                           "pairs": sha256_file(config.evaluate.select_pairs),
-                                           "limit": config.evaluate.select_limit_pairs,
-                                           "data": folder_fingerprint(Path(data_dir))}, do_select)
-        checkpoint = Path(select_rec.result["shipped_path"])
-        log.info("shipping the %s model: %s", select_rec.result["shipped"], select_rec.result["reason"])
-
-    # 4. export
-    def do_export(folder: Path) -> dict[str, Any]:
-        from toolkit.export import export_model
-
-        res = export_model(checkpoint, folder, quantize="int8" if config.export.quantize else None,
-                           calibration=faces_csv, calibration_limit=config.export.calibration_limit,
-                           overwrite=True, progress=progress)
-        return res.summary()
-
-    upstream = select_rec.key if select_rec else train_rec.key if train_rec else base.key
-    exp = runner.run("export", {"cfg": cfg["export"], "checkpoint": upstream, "prepare": prep.key}, do_export)
-    artifacts = {p: Path(a["path"]) for p, a in exp.result["artifacts"].items()}
-
-    # 5. evaluate: the accuracy ladder, one code path over every embedder
-    ladder_models: list[tuple[str, Path]] = []
-    if config.evaluate.pytorch_baseline and train_rec is not None:
-        ladder_models.append(("pytorch (start)", Path(base.result["path"])))
-    if checkpoint != fine_tuned:
-        ladder_models.append(("pytorch (fine-tuned, not shipped)", fine_tuned))
-    ladder_models.append(("pytorch", checkpoint))
-    for precision in ("float32", "int8"):
-        if precision in artifacts:
-            ladder_models.append((f"tflite {precision}", artifacts[precision]))
-
-    # Classification accuracy needs a head and a test split.
-    classify_csv = faces_csv if (prep.result.get("split_counts") or {}).get("test") else None
-
-    # The app rungs: the deployed artifact with the app's crops, before and after ftk deploy.
-    from toolkit.deploy.kotlin import template_fingerprint
-
-    app_rungs = []
-    if config.deploy is not None and config.deploy.app_rungs and config.deploy.variant in artifacts:
-        app_rungs = [(f"app {mode} deploy ({config.deploy.variant})", artifacts[config.deploy.variant], mode)
-                     for mode in ("before", "after")]
-
-    def do_evaluate(folder: Path) -> dict[str, Any]:
-        from toolkit.evaluate import evaluate_model_file
-
-        rows = []
-        for label, model_path, simulate_app in [(l, p, None) for l, p in ladder_models] + app_rungs:
-            # TFLite reports go beside the model (<stem>.eval/) so `ftk deploy --threshold auto` finds them.
-            out = None if model_path.suffix == ".tflite" else folder / label.replace(" ", "_").replace("(", "").replace(")", "")
-            try:
-                res = evaluate_model_file(model_path, pairs=config.evaluate.pairs, data=data_dir,
-                                          csv=None if simulate_app else classify_csv, far=config.evaluate.far,
-                                          limit_pairs=config.evaluate.limit_pairs, out_dir=out, overwrite=True,
-                                          progress=progress, simulate_app=simulate_app)
-            except DependencyError as exc:  # no kotlinc: the app-after rung is reported as not measured
-                rows.append({"model": label, "path": str(model_path), "skipped": str(exc)})
-                continue
-            rows.append(_ladder_row(label, model_path, res))
-        return {"ladder": rows}
-
-    ev = runner.run("evaluate", {"cfg": cfg["evaluate"], "export": exp.key, "checkpoint": upstream,
-                                 "prepare": prep.key, "pairs": sha256_file(config.evaluate.pairs),
-                                 "data": folder_fingerprint(Path(data_dir)), "app_rungs": [r[0] for r in app_rungs],
-                                 "kotlin": template_fingerprint() if app_rungs else None}, do_evaluate)
-
-    # 6. parity
-    # Decisions are compared at the threshold the app will use: the one calibrated for the float model.
-    calibrated = next((row.get("threshold") for row in ev.result["ladder"] if row["model"] == "pytorch"), None)
-
-    def do_parity(folder: Path) -> dict[str, Any]:
-        from toolkit.parity import parity_check
-
-        out = {}
-        for precision, path in artifacts.items():
-            rep = parity_check(path, checkpoint, images=faces_csv, limit=config.parity.limit, threshold=calibrated,
-                               progress=progress)
-            write_json_atomic(folder / f"parity_{precision}.json", rep.to_dict())
-            out[precision] = rep.to_dict()
-        return out
-
-    par = runner.run("parity", {"cfg": cfg["parity"], "export": exp.key, "prepare": prep.key,
-                                "threshold": calibrated}, do_parity)
-
-    # 7. bench
-    bench_rec = None
-    if config.bench.enabled:
-        def do_bench(folder: Path) -> dict[str, Any]:
-            from toolkit.bench import run_bench
-
-            b = config.bench
-            res = run_bench(list(artifacts.values()), device="host", threads=b.threads, warmup=b.warmup, runs=b.runs,
-                            checkpoint=checkpoint if b.pytorch_baseline else None, out_dir=folder,
-                            plot_path=folder / "latency.png", overwrite=True, progress=progress)
-            return res.to_dict(with_samples=False)
-
-        bench_rec = runner.run("bench", {"cfg": cfg["bench"], "export": exp.key}, do_bench)
-
-    # 8. deploy (optional); never cached: the app checkout may have changed since
-    deploy_result = None
-    if config.deploy is not None:
-        from toolkit.deploy import deploy
-
-        d = config.deploy
-        threshold = None if d.threshold == "keep" else d.threshold
-        app_dir = _fresh_app_copy(d.app, run_dir / "app") if d.copy_to_run else d.app
-        res = deploy(exp.result["out_dir"], app_dir, variant=d.variant, threshold=threshold, far=config.evaluate.far,
-                     dry_run=d.dry_run, verify_runtime=d.verify_runtime,
-                     keep_app_preprocessing=d.keep_app_preprocessing)
-        deploy_result = to_plain(res)
-        deploy_result["compatibility_text"] = res.compatibility.describe()
-
-    # report
+def build_report(run: RunContext, deploy_result: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
+    """report.json's content, every path inside the run folder relative to it."""
     from toolkit.export import tool_versions
 
-    ladder = ev.result["ladder"]
-    failures = budget_failures(config.budget, ladder, par.result, config.deploy)
-    seconds = time.perf_counter() - started
+    c, records = run.config, run.runner.records
+    ladder = run.result("evaluate")["ladder"]
+    failures = budget_failures(c.budget, ladder, run.result("parity"), c.deploy)
     report = {
         "format": "ftk.pipeline-report/1",
         "created_at": _now(),
         "ftk_version": __version__,
-        "config_path": str(config_path.resolve()),
-        "config": cfg,
-        "run_dir": str(run_dir.resolve()),
+        "config_path": str(run.config_path.resolve()),
+        "config": dump_config(c),
+        "run_dir": str(run.root),
         "passed": not failures,
-        "budget": dataclasses.asdict(config.budget),
+        "budget": dataclasses.asdict(c.budget),
         "budget_failures": failures,
         "stages": [{"name": r.name, "cached": r.cached, "seconds": round(r.seconds, 2), "key": r.key[:16]}
-                   for r in runner.records.values()],
-        "prepare": prep.result,
-        "train": train_rec.result if train_rec else None,
-        "select": select_rec.result if select_rec else None,
-        "export": exp.result,
+                   for r in records.values()],
+        **{name: run.result(name) for name in ("prepare", "train", "select", "export")},
         "ladder": ladder,
-        "parity": par.result,
-        "bench": bench_rec.result if bench_rec else None,
+        "parity": run.result("parity"),
+        "bench": run.result("bench"),
         "deploy": deploy_result,
         "versions": tool_versions(),
-        "inputs": {"weights_sha256": weights_hash, "images_fingerprint": runner.records["prepare"].key[:16],
-                   "pairs_sha256": sha256_file(config.evaluate.pairs)},
+        "inputs": {"weights_sha256": sha256_file(c.weights) if c.weights else None,
+                   "images_fingerprint": run.runner.hasher.folder(Path(c.prepare.images))[:16],
+                   "pairs_sha256": sha256_file(c.evaluate.pairs)},
         "wall_seconds": round(seconds, 1),
     }
-    report_json = run_dir / "report.json"
-    write_json_atomic(report_json, report)
-    from toolkit.html_report import write_html_report
-
-    report_html = write_html_report(report, run_dir / "report.html")
-    return PipelineResult(run_dir, report_json, report_html, list(runner.records.values()), ladder, failures, seconds)
+    return to_run_relative(report, run.root)
 
 
 def _ladder_row(label: str, model_path: Path, res: Any) -> dict[str, Any]:
@@ -542,8 +762,6 @@ def budget_failures(budget: BudgetSection, ladder: list[dict[str, Any]], parity:
             if not rep.get("passed"):
                 failures.append(f"parity {precision} failed: {'; '.join(rep.get('failures', []))}")
     return failures
-
-
 
 
 def _fresh_app_copy(source: Path, target: Path) -> Path:

@@ -1,9 +1,18 @@
-"""The main job end to end on a tiny model and real LFW faces: every stage, the report, and stage caching."""
+"""The main job end to end on a tiny model and real LFW faces: every stage, the report, and stage caching.
+
+One uncached run (the module's ``finished_run``) is shared: each test that reruns works on its own copy of it, which
+is itself a moved run folder.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,16 +88,46 @@ deploy:
     return cfg
 
 
-@pytest.mark.slow
-def test_pipeline_end_to_end_and_cached_rerun(tmp_path, face_folder, monkeypatch):
+@dataclass
+class FinishedRun:
+    """One pipeline run on the tiny config (deploy included), shared by the tests that take copies of it."""
+
+    root: Path  # holds pipeline.yaml, pairs.txt and work/run
+    result: Any  # the PipelineResult of the first, uncached run
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "work" / "run"
+
+    def copy_to(self, dest: Path, run: str = "work/run") -> tuple[Path, Path]:
+        """(config, run folder) copied under ``dest``. Keep the run folder two levels below ``dest``: prepare's
+        labels.json stores the photo folder relative to itself."""
+        for name in ("pipeline.yaml", "pairs.txt"):
+            shutil.copy(self.root / name, dest / name)
+        shutil.copytree(self.run_dir, dest / run, symlinks=True)
+        return dest / "pipeline.yaml", dest / run
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, face_folder) -> FinishedRun:
     from toolkit.pipeline import run_pipeline
 
-    cfg = _config(tmp_path, face_folder, deploy=True)
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    run_dir = Path("run")  # relative to the working directory, not to the config file
-    result = run_pipeline(cfg, run_dir, progress=False)
+    root = tmp_path_factory.mktemp("pipeline")
+    cfg = _config(root, face_folder, deploy=True)
+    (root / "work").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root / "work")
+        # Relative to the working directory, not to the config file.
+        result = run_pipeline(cfg, Path("run"), progress=False)
+    return FinishedRun(root, result)
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_and_cached_rerun(finished_run, tmp_path):
+    from toolkit.pipeline import run_pipeline
+
+    result = finished_run.result
+    assert result.run_dir == finished_run.run_dir.resolve()
     names = [s.name for s in result.stages]
     assert names == ["prepare", "base", "train", "export", "evaluate", "parity", "bench"]
     assert not any(s.cached for s in result.stages)
@@ -103,11 +142,11 @@ def test_pipeline_end_to_end_and_cached_rerun(tmp_path, face_folder, monkeypatch
     # most one pair decides differently from ftk's own crop; the app's own crop is another input altogether.
     n_pairs = by["tflite int8"]["n_pairs"]
     assert abs(by["app after deploy (int8)"]["accuracy_mean"] - by["tflite int8"]["accuracy_mean"]) <= 1 / n_pairs
-    after_report = json.loads(Path(by["app after deploy (int8)"]["report"]).read_text())
+    after_report = json.loads((result.run_dir / by["app after deploy (int8)"]["report"]).read_text())
     assert after_report["crops"] == "app after deploy" and "Kotlin" in " ".join(after_report["notes"])
     # The deploy went into a fresh copy of the example app under the run folder; the shipped app is untouched.
     assert report["deploy"]["applied"] and report["deploy"]["preprocessing"]["patched"]
-    app_copy = work / "run" / "app"
+    app_copy = result.run_dir / "app"
     assert (app_copy / "app/src/main/java/com/example/facerecognition/FtkFacePreprocessor.kt").is_file()
     assert not (FIXTURE_APP / "app/src/main/java/com/example/facerecognition/FtkFacePreprocessor.kt").exists()
     assert "FtkFaceInput.fromImageProxy" in (app_copy / "app/src/main/java/com/example/facerecognition/"
@@ -118,9 +157,10 @@ def test_pipeline_end_to_end_and_cached_rerun(tmp_path, face_folder, monkeypatch
     assert "Accuracy ladder" in html and "data:image/png;base64," in html
     assert "Deploy into the app" in html and "app after deploy (int8)" in html and ": compatible" in html
     # The calibrated threshold sits where `ftk deploy --threshold auto` looks for it.
-    int8 = Path(by["tflite int8"]["path"])
+    int8 = result.run_dir / by["tflite int8"]["path"]
     assert (int8.with_name(int8.stem + ".eval") / "report.json").is_file()
 
+    cfg, run_dir = finished_run.copy_to(tmp_path)
     again = run_pipeline(cfg, run_dir, progress=False)
     assert all(s.cached for s in again.stages)
     assert [r["accuracy_mean"] for r in json.loads(again.report_json.read_text())["ladder"]] == \
@@ -129,17 +169,127 @@ def test_pipeline_end_to_end_and_cached_rerun(tmp_path, face_folder, monkeypatch
     # A change to the parity settings redoes parity only.
     cfg.write_text(cfg.read_text().replace("limit: 16", "limit: 12"))
     third = run_pipeline(cfg, run_dir, progress=False)
-    ran = [s.name for s in third.stages if not s.cached]
-    assert ran == ["parity"]
+    assert [s.name for s in third.stages if not s.cached] == ["parity"]
 
-    # The pairs file is an input of the evaluation by content, not by name: one pair fewer reruns evaluate.
-    pairs = tmp_path / "pairs.txt"
-    pairs.write_text("".join(pairs.read_text().splitlines(keepends=True)[:-1]))
-    # A cached stage whose outputs were deleted runs again.
-    Path(json.loads((work / "run" / "bench" / "stage.json").read_text())["result"]["outputs"]["plot"]).unlink()
+    # A cached stage whose outputs were deleted runs again, and only it.
+    (run_dir / json.loads((run_dir / "bench" / "stage.json").read_text())["result"]["outputs"]["plot"]).unlink()
     fourth = run_pipeline(cfg, run_dir, progress=False)
-    ran = [s.name for s in fourth.stages if not s.cached]
-    assert "evaluate" in ran and "bench" in ran and "train" not in ran and "export" not in ran
+    assert [s.name for s in fourth.stages if not s.cached] == ["bench"]
+
+
+def _paths_into(text: str, *folders: Path) -> list[str]:
+    """The absolute paths into ``folders`` that ``text`` (a file the pipeline wrote) still holds."""
+    return [str(f) for f in folders if str(f.resolve()) in text]
+
+
+def _local_refs(html: str) -> list[str]:
+    """report.html's href/src targets that are files, not embedded images or web links."""
+    refs = re.findall(r'(?:href|src)="([^"]+)"', html)
+    return [urllib.parse.unquote(r) for r in refs if not r.startswith(("data:", "http:", "https:", "#"))]
+
+
+@pytest.mark.slow
+def test_a_moved_run_folder_reuses_every_stage(finished_run, tmp_path, monkeypatch, capsys):
+    """`mv runs/a runs/b`, then `ftk pipeline CONFIG --out runs/b`: nothing runs again and the report still works."""
+    from toolkit.cli import main
+
+    cfg, first = finished_run.copy_to(tmp_path, "runs/a")
+    moved = tmp_path / "runs" / "b"
+    first.rename(moved)
+    monkeypatch.chdir(tmp_path)
+    main(["pipeline", str(cfg), "--out", "runs/b"])  # returns (exit code 0) only when the budget holds
+    assert "budget: PASS" in capsys.readouterr().out
+
+    report = json.loads((moved / "report.json").read_text())
+    assert [(s["name"], s["cached"]) for s in report["stages"]] == \
+        [(s.name, True) for s in finished_run.result.stages]
+    original = json.loads(finished_run.result.report_json.read_text())
+    assert [r["accuracy_mean"] for r in report["ladder"]] == [r["accuracy_mean"] for r in original["ladder"]]
+    # The deploy (never cached) read the moved export and patched the app copy inside the moved folder.
+    assert report["deploy"]["app_dir"] == "app" and report["deploy"]["model_path"] == "export/model_int8.tflite"
+    assert (moved / "app" / "app/src/main/java/com/example/facerecognition/FtkFacePreprocessor.kt").is_file()
+    # What the pipeline writes into the run folder names no absolute path into it (nor into where it came from).
+    written = [moved / "report.json", moved / "report.html", *moved.glob("*/stage.json"),
+               *moved.glob("parity/parity_*.json")]
+    assert len(written) == 2 + len(report["stages"]) + 2
+    for path in written:
+        assert _paths_into(path.read_text(), moved, first, finished_run.run_dir) == [], path
+    for row in report["ladder"]:
+        assert (moved / row["path"]).is_file() and (moved / row["report"]).is_file(), row["model"]
+    # report.html's links resolve from its own folder, and every image was found and embedded again.
+    html = (moved / "report.html").read_text()
+    refs = _local_refs(html)
+    assert len(refs) >= len(report["ladder"]) + len(report["stages"])
+    assert [r for r in refs if not (moved / r).exists()] == []
+    assert html.count("data:image/png;base64,") == finished_run.result.report_html.read_text().count(
+        "data:image/png;base64,") > 0
+
+
+@pytest.mark.slow
+def test_an_input_file_enters_the_key_by_content_not_by_name(finished_run, tmp_path):
+    from toolkit.pipeline import run_pipeline
+
+    cfg, run_dir = finished_run.copy_to(tmp_path)
+    # The same pairs under another name: nothing runs again.
+    (tmp_path / "pairs.txt").rename(tmp_path / "dev_pairs.txt")
+    cfg.write_text(cfg.read_text().replace("pairs: pairs.txt", "pairs: dev_pairs.txt"))
+    assert all(s.cached for s in run_pipeline(cfg, run_dir, progress=False).stages)
+    # One pair fewer in that file: the evaluation runs again (parity too if the calibrated threshold moved); the
+    # stages that do not read the pairs stay cached.
+    pairs = tmp_path / "dev_pairs.txt"
+    pairs.write_text("".join(pairs.read_text().splitlines(keepends=True)[:-1]))
+    result = run_pipeline(cfg, run_dir, progress=False)
+    ran = [s.name for s in result.stages if not s.cached]
+    assert ran[0] == "evaluate" and set(ran) <= {"evaluate", "parity"}, ran
+    assert result.ladder[0]["n_pairs"] == finished_run.result.ladder[0]["n_pairs"] - 1
+
+
+@pytest.mark.slow
+def test_a_budget_failure_exits_with_code_1(finished_run, tmp_path, monkeypatch, capsys):
+    from toolkit.cli import main
+
+    cfg, run_dir = finished_run.copy_to(tmp_path)
+    # No int8 model can lose fewer than -1000 points: the budget fails whatever the tiny model measures.
+    cfg.write_text(cfg.read_text().replace("max_int8_accuracy_drop: 100.0", "max_int8_accuracy_drop: -1000.0"))
+    with pytest.raises(SystemExit) as exc:
+        main(["pipeline", str(cfg), "--out", str(run_dir)])
+    assert exc.value.code == 1
+    assert "pipeline budget failed: int8 loses" in capsys.readouterr().err
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["passed"] is False and report["budget_failures"][0].endswith("(budget -1000.0)")
+    assert all(s["cached"] for s in report["stages"])  # the budget is judged on the results, no stage reads it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where, stored", [("result.csv_path", "../../pairs.txt"), ("outputs.0", "/etc/hostname")])
+def test_a_stage_record_pointing_outside_the_run_is_refused(finished_run, tmp_path, where, stored):
+    from toolkit.errors import InputError
+    from toolkit.pipeline import run_pipeline
+
+    cfg, run_dir = finished_run.copy_to(tmp_path)
+    marker = run_dir / "prepare" / "stage.json"
+    record = json.loads(marker.read_text())
+    field_name, key = where.split(".")
+    record[field_name][int(key) if key.isdigit() else key] = stored
+    marker.write_text(json.dumps(record))
+    with pytest.raises(InputError, match="is not a path inside the run folder"):
+        run_pipeline(cfg, run_dir, progress=False)
+
+
+def test_run_relative_paths_stay_inside_the_run(tmp_path):
+    from toolkit.errors import InputError
+    from toolkit.pipeline import in_run, to_run_relative
+
+    root = tmp_path / "run"
+    # Inside the run: relative to it. Outside: as given, but for a path spelled through the run folder.
+    stored = to_run_relative({"a": [str(root / "export" / "m.tflite"), root], "b": str(root / ".." / "photos"),
+                              "c": "/elsewhere/../pairs.txt", "d": "not a path", "e": 3}, root)
+    assert stored == {"a": ["export/m.tflite", "."], "b": str(tmp_path / "photos"), "c": "/elsewhere/../pairs.txt",
+                      "d": "not a path", "e": 3}
+    assert in_run(root, "export/m.tflite", "x") == root / "export" / "m.tflite"
+    for bad in ("../outside", "export/../../outside", "/etc/passwd", "", None):
+        with pytest.raises(InputError, match="is not a path inside the run folder"):
+            in_run(root, bad, "x")
 
 
 def test_pipeline_force_names_a_stage(tmp_path, face_folder):

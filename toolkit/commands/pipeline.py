@@ -6,7 +6,8 @@ import click
 @click.command("pipeline")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
 @click.option("--out", "run_dir", required=True, type=click.Path(file_okay=False),
-              help="Run folder: every stage writes into it; re-running resumes and redoes only what changed.")
+              help="Run folder: every stage writes into it; re-running resumes and redoes only what changed. It "
+                   "records paths relative to itself, so a moved run folder is still up to date.")
 @click.option("--force", multiple=True, help="Re-run this stage even if it is up to date (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def pipeline_cmd(config, run_dir, force, as_json):
@@ -30,10 +31,11 @@ def pipeline_cmd(config, run_dir, force, as_json):
             if row.get("skipped"):
                 click.echo(f"  {row['model']:<24} not measured: {row['skipped']}")
                 continue
-            tar = (row.get("tar_at_far") or {}).get("0.001")
+            tar, thr = (row.get("tar_at_far") or {}).get("0.001"), row.get("threshold")
             click.echo(f"  {row['model']:<24} acc {100 * row.get('accuracy_mean', 0):6.2f} "
                        f"± {100 * row.get('accuracy_std', 0):4.2f}  AUC {row.get('auc', 0):.4f}  "
-                       f"TAR@1e-3 {'-' if tar is None else f'{100 * tar:6.2f}'}  thr {row.get('threshold', 0):.3f}")
+                       f"TAR@1e-3 {'-' if tar is None else f'{100 * tar:6.2f}'}  "
+                       f"thr {'-' if thr is None else f'{thr:.3f}'}")
         click.echo(f"report: {result.report_html}")
         click.echo(f"wall time: {result.seconds:.1f} s; budget: {'PASS' if result.passed else 'FAIL'}")
     raise_on_budget(result)
