@@ -10,11 +10,14 @@ import base64
 import html
 import io
 import json
+import logging
 import urllib.parse
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from toolkit.io import write_text_atomic
+
+log = logging.getLogger(__name__)
 
 APP_RUNTIME = "2.12.0"  # the runtime the reference app pins; the verdict column compares against it
 
@@ -29,14 +32,20 @@ img{max-width:100%;border:1px solid #eee;margin:.4em 0} pre{background:#f7f7f7;p
 
 
 def _resolve(base: Path, stored: str | None) -> Path | None:
-    """A path from the report: relative ones are relative to the report's folder."""
-    return None if not stored else base / stored
+    """A file of the run named by the report (relative to the report's folder); None for one outside it: the
+    report's paths come partly from cached stage records, and the page embeds nothing from elsewhere."""
+    if not stored:
+        return None
+    if PurePosixPath(stored).is_absolute() or ".." in PurePosixPath(stored).parts:
+        log.warning("report.html: %s is not inside the run folder, left out", stored)
+        return None
+    return base / stored
 
 
 def _link(base: Path, stored: str | None, text: str) -> str:
     """``text`` linking to a file of the run, by its run-relative path (plain text when it is not there)."""
     target = _resolve(base, stored)
-    if target is None or Path(stored).is_absolute() or not target.exists():
+    if target is None or not target.exists():
         return html.escape(text)
     return f'<a href="{html.escape(urllib.parse.quote(stored))}">{html.escape(text)}</a>'
 

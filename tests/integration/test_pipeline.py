@@ -340,3 +340,24 @@ def test_the_shipped_model_is_chosen_off_the_test_pairs(tmp_path, lfw_pairs_dir)
     check_selection_pairs(lfw_pairs_dir / "pairsDevTrain.txt", lfw_pairs_dir / "pairsDevTest.txt")  # View 1
     with pytest.raises(ConfigError, match="shares .* identities with evaluate.pairs"):
         check_selection_pairs(lfw_pairs_dir / "pairsDevTest.txt", lfw_pairs_dir / "pairs.txt")
+
+
+def test_the_html_report_links_and_embeds_only_files_of_the_run(tmp_path):
+    from PIL import Image
+
+    from toolkit.html_report import write_html_report
+
+    run = tmp_path / "run"
+    (run / "prepare").mkdir(parents=True)
+    (run / "export" / "model int8.eval").mkdir(parents=True)
+    (run / "export" / "model int8.eval" / "report.json").write_text("{}")
+    Image.new("RGB", (4, 4)).save(run / "prepare" / "sheet.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "outside.png")
+    report = {"passed": True, "prepare": {"contact_sheet_path": "prepare/sheet.png"},
+              "ladder": [{"model": "tflite int8", "report": "export/model int8.eval/report.json",
+                          "scores_png": "../outside.png"}],
+              "stages": [{"name": "prepare", "cached": True, "seconds": 1.0, "key": "ab"}]}
+    html = write_html_report(report, run / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 1  # the contact sheet; nothing from outside the run
+    assert 'href="export/model%20int8.eval/report.json">tflite int8</a>' in html
+    assert "prepare/stage.json" not in html  # not there: the stage's name as plain text, no dead link
