@@ -19,3 +19,7 @@ fi
 if [ -x scripts/setup-system.sh ]; then
   scripts/setup-system.sh || echo "setup: system packages could not be installed; adb and Kotlin tests will be skipped" >&2
 fi
+# The app's TensorFlow Lite 2.12 runtime for `ftk deploy --verify-runtime` and its tests: a cached venv
+# (~/.cache/ftk/runtimes, a few minutes once; nothing when it is there).
+.venv/bin/python -c "from toolkit.deploy.runtime_verify import runtime_venv; runtime_venv('2.12.0')" \
+  || echo "setup: the TensorFlow 2.12 runtime venv could not be built; the tests build it on first use" >&2

@@ -1,7 +1,7 @@
 """``ftk compare``: cosine similarity between the faces in a few images, with same/different verdicts.
 
-Each image goes through the model's own preprocessing: MTCNN, the most confident face, the crop the spec asks for
-(detector box + margin, or five-point alignment), then the embedder (a PyTorch checkpoint or a .tflite, one code
+Each image goes through the model's own preprocessing (:mod:`toolkit.data.faces`): MTCNN, the ``--pick`` face, the
+crop the spec asks for (detector box + margin, or five-point alignment), then the embedder (a PyTorch checkpoint or a .tflite, one code
 path). The verdict threshold is the one the model's evaluation report calibrated at a false-accept rate; without a
 report there is no honest default, so verdicts are left out unless ``--threshold`` is given.
 """
@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from toolkit.embedders import Embedder, l2_normalize
+from toolkit.constants import DEFAULT_PICK
+from toolkit.embedders import Embedder
 from toolkit.errors import InputError, NoFacesError
 # One threshold resolver for every command; compare's callers import it from here too.
 from toolkit.reports import DEFAULT_FAR, ThresholdChoice, resolve_threshold  # noqa: F401
@@ -37,37 +38,15 @@ class FaceCrop:
 
 
 def detect_and_crop(paths: Sequence[str | Path], spec: ModelSpec, detector: "FaceDetector | None" = None,
-                    progress: bool = False) -> tuple[list[FaceCrop], list[tuple[str, str]]]:
-    """The most confident face of each image, cropped as the spec says; (crops, [(path, why it failed)])."""
-    from PIL import Image
+                    progress: bool = False, pick: str = DEFAULT_PICK) -> tuple[list[FaceCrop], list[tuple[str, str]]]:
+    """One face per image (the ``pick`` rule of :mod:`toolkit.data.faces`), cropped as the spec says;
+    (crops, [(path, why it was left out)])."""
+    from toolkit.data.faces import crop_images
 
-    from toolkit.data.crop import crop_face
-    from toolkit.data.detect import FaceDetector, pick_face
-
-    detector = detector or FaceDetector()
-    paths = [Path(p) for p in paths]
-    found = detector.detect_files(paths, progress=progress)
-    crops: list[FaceCrop] = []
-    failures: list[tuple[str, str]] = []
-    for path, dets in zip(paths, found):
-        if isinstance(dets, str):
-            failures.append((str(path), dets))
-            continue
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                face = pick_face(dets, im.size, "confidence")
-                if face is None:
-                    failures.append((str(path), "no face detected"))
-                    continue
-                crop = crop_face(im, spec, face.box, face.landmarks)
-        except (OSError, InputError) as exc:  # changed on disk since detection, or a degenerate box
-            failures.append((str(path), f"cannot crop: {exc}"))
-            continue
-        crops.append(FaceCrop(str(path), crop, tuple(face.box), float(face.score), len(dets)))
-    for path, why in failures:
-        log.debug("%s: %s", path, why)  # the result lists them; callers decide how loud to be
-    return crops, failures
+    found = crop_images(paths, spec, detector=detector, pick=pick, progress=progress)
+    crops = [FaceCrop(path, image, tuple(face.box), float(face.score), n)
+             for path, image, face, n in zip(found.paths, found.images, found.faces, found.faces_found)]
+    return crops, found.rejects
 
 
 # --- compare ------------------------------------------------------------------------------------------------------
@@ -96,8 +75,8 @@ class CompareResult:
 
 
 def cosine_matrix(embeddings: np.ndarray) -> np.ndarray:
-    e = l2_normalize(embeddings)  # embedders already normalise; a foreign model may not
-    return np.clip(e @ e.T, -1.0, 1.0)
+    """Pairwise cosine of unit-length embeddings (toolkit.data.faces.embed_crops checks they are)."""
+    return np.clip(embeddings @ embeddings.T, -1.0, 1.0)
 
 
 def verdict(score: float, threshold: float | None) -> str | None:
@@ -109,7 +88,7 @@ def verdict(score: float, threshold: float | None) -> str | None:
 
 def compare_images(paths: Sequence[str | Path], embedder: Embedder, threshold: float | None = None, *,
                    model_path: str | Path | None = None, far: float = DEFAULT_FAR, plot: str | Path | None = None,
-                   detector: "FaceDetector | None" = None) -> CompareResult:
+                   detector: "FaceDetector | None" = None, pick: str = DEFAULT_PICK) -> CompareResult:
     """Pairwise cosine similarity of the faces in ``paths``; images without a usable face are reported, not fatal.
 
     ``threshold`` None: the one calibrated for ``model_path`` at ``far`` (its evaluation report), else no verdicts.
@@ -117,12 +96,14 @@ def compare_images(paths: Sequence[str | Path], embedder: Embedder, threshold: f
     if len(paths) < 2:
         raise InputError(f"compare needs at least two images, got {len(paths)}")
     choice = resolve_threshold(model_path, threshold, far, embedder.spec)
-    crops, failures = detect_and_crop(paths, embedder.spec, detector)
+    from toolkit.data.faces import embed_crops
+
+    crops, failures = detect_and_crop(paths, embedder.spec, detector, pick=pick)
     if len(crops) < 2:
         named = "; ".join(f"{Path(p).name}: {why}" for p, why in failures)
         raise NoFacesError(f"fewer than two images have a usable face ({named})",
                            hint="use photos with one clearly visible face")
-    embeddings = embedder.embed(np.stack([c.crop for c in crops]))
+    embeddings = embed_crops(embedder, np.stack([c.crop for c in crops]), progress=False)
     matrix = cosine_matrix(embeddings)
     names = [c.path for c in crops]
     pairs = [

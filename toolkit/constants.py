@@ -15,8 +15,9 @@ DEFAULT_FAR = 1e-3
 MANIFEST_NAME = "manifest.json"
 # Real faces the int8 export calibrates on by default (export, init-checkpoint's BatchNorm re-estimate, pipeline).
 DEFAULT_CALIBRATION_FACES = 300
-# Faces parity-check compares by default, and the held-out sample an int8 export records for it.
+# Faces parity-check compares by default, and the held-out sample an int8 export records for it (toolkit.held_out).
 DEFAULT_PARITY_FACES = 64
+PARITY_SAMPLE_NAME = "parity_faces.npz"
 
 
 def cache_root() -> Path:

@@ -1,13 +1,13 @@
 """``ftk evaluate``: classification accuracy and LFW-protocol face verification for any :class:`Embedder`.
 
-One code path for a PyTorch checkpoint and a .tflite (ours or foreign): faces are detected once (MTCNN, cached per
-file by :class:`FaceDetector`), cropped as the model's spec says, embedded in batches, and pairs are scored by cosine
-similarity. Face crops are cached per (image set, crop settings) and embeddings per (model sha256, crop settings)
-under ``$FTK_CACHE_DIR``, so evaluating the float32 and int8 exports of one model reuses detection and crops, and
-re-running an evaluation reuses the embeddings.
+One code path for a PyTorch checkpoint and a .tflite (ours or foreign): the pair images go through
+:mod:`toolkit.data.faces` (MTCNN once, cached per file; the ``--pick`` face; the model spec's crop; embeddings in
+batches) and pairs are scored by cosine similarity. Crops are cached per (image set, crop settings) and embeddings
+per (model sha256, crop settings) under ``$FTK_CACHE_DIR``, so evaluating the float32 and int8 exports of one model
+reuses detection and crops, and re-running an evaluation reuses the embeddings.
 
-When MTCNN finds no face in a pairs image, the crop falls back to the median face position of the other images
-(a centre crop, as LFW images are centred on the person) and the report counts those fallbacks.
+Every pair must be scored, so an image where MTCNN finds no face is cropped at the median face position of the other
+images (the ``fallback`` missing-face policy; LFW images are centred on the person) and the report counts them.
 
 The report (``<model stem>.eval/report.json`` by default; see :mod:`toolkit.reports`) is what deploy, compare and
 match read for the cosine threshold calibrated for exactly this model file.
@@ -16,7 +16,6 @@ match read for the cosine threshold calibrated for exactly this model file.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -25,14 +24,15 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from toolkit.constants import DEFAULT_FAR
+from toolkit.constants import DEFAULT_FAR, DEFAULT_PICK
 from toolkit.errors import InputError
-from toolkit.io import check_outputs_free, check_writable_location, sha256_text, write_json_atomic
+from toolkit.io import check_outputs_free, check_writable_location, write_json_atomic
 from toolkit.metrics import DEFAULT_FARS, far_key, verification_metrics
 from toolkit.reports import REPORT_NAME, writable_eval_dir
 
 if TYPE_CHECKING:
     from toolkit.data.detect import FaceDetector
+    from toolkit.data.faces import FaceCrops
     from toolkit.embedders import Embedder, EmbedderOptions
     from toolkit.models.face_model import FaceModel
     from toolkit.spec import ModelSpec
@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 ROC_NAME = "roc.png"
 HISTOGRAM_NAME = "scores.png"
-CACHE_VERSION = 1
 
 
 @dataclass
@@ -120,191 +119,6 @@ class EvaluationResult:
         }
 
 
-# --- crops ---------------------------------------------------------------------------------------------------------
-@dataclass
-class CropSet:
-    images: np.ndarray  # uint8 [N, S, S, 3]
-    fallback: np.ndarray  # bool [N]: no face detected, centre crop used
-    key: str  # identifies the image files and the crop settings (keys the embedding cache)
-
-
-def _crop_key(paths: Sequence[Path], spec: "ModelSpec", pick: str, detector: "FaceDetector",
-              simulate_app: str | None = None) -> str:
-    parts = []
-    for p in paths:
-        st = p.stat()
-        parts.append(f"{p.resolve()}|{st.st_size}|{int(st.st_mtime)}")
-    settings = {"v": CACHE_VERSION, "crop": spec.crop, "size": spec.input_size, "margin": spec.box_margin,
-                "pick": pick, "detector": [detector.min_face_size, list(detector.thresholds)]}
-    if simulate_app is not None:
-        from toolkit.deploy.kotlin import template_fingerprint
-
-        # The "after" crops come from the generated Kotlin: a change to its template must not reuse old crops.
-        template = template_fingerprint() if simulate_app == "after" else ""
-        settings.update(simulate_app=simulate_app, template=template, channels=spec.channel_order)
-    return sha256_text(json.dumps(settings, sort_keys=True) + "\n" + "\n".join(parts))
-
-
-def _cache_file(kind: str, key: str) -> Path:
-    from toolkit.data.detect import cache_dir
-
-    return cache_dir() / kind / f"{key[:32]}.npz"
-
-
-def _load_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray] | None:
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {n: data[n] for n in names}
-    except Exception as exc:  # noqa: BLE001 - a damaged cache entry is recomputed, never fatal
-        log.warning("ignoring unreadable cache file %s: %s", path, exc)
-        return None
-
-
-def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    from toolkit.io import atomic_path
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-    except OSError as exc:  # a read-only cache must not stop the evaluation
-        log.warning("cannot write cache %s: %s", path, exc)
-
-
-def _median_face(found: list, sizes: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Median box and landmarks of the detected faces, relative to image width/height."""
-    boxes, marks = [], []
-    for face, (w, h) in zip(found, sizes):
-        if face is None:
-            continue
-        boxes.append(np.asarray(face.box, float) / [w, h, w, h])
-        marks.append(np.asarray(face.landmarks, float) / [w, h])
-    if not boxes:
-        return None
-    return np.median(np.stack(boxes), axis=0), np.median(np.stack(marks), axis=0)
-
-
-def face_crops(paths: Sequence[Path], spec: "ModelSpec", detector: "FaceDetector | None" = None,
-               pick: str = "center", progress: bool = True, use_cache: bool = True,
-               simulate_app: str | None = None) -> CropSet:
-    """One crop per image, as ``spec`` says; a centre crop (median face position) where MTCNN finds no face.
-
-    ``simulate_app`` ("before" / "after", :mod:`toolkit.app_sim`) crops as the Android app does instead.
-    """
-    from toolkit.data.detect import FaceDetector
-
-    paths = [Path(p) for p in paths]
-    detector = detector or FaceDetector()
-    key = _crop_key(paths, spec, pick, detector, simulate_app)
-    cache_path = _cache_file("crops", key)
-    if use_cache:
-        cached = _load_npz(cache_path, ("images", "fallback"))
-        if cached is not None and len(cached["images"]) == len(paths):
-            log.info("reusing %d cached face crops from %s", len(paths), cache_path)
-            return CropSet(cached["images"], cached["fallback"].astype(bool), key)
-
-    detections = detector.detect_files(paths, progress=progress, desc="detecting faces")
-    unreadable = [(p, d) for p, d in zip(paths, detections) if isinstance(d, str)]
-    if unreadable:
-        raise InputError(
-            f"{len(unreadable)} images cannot be read, e.g. {unreadable[0][0]}: {unreadable[0][1]}",
-            hint="every image named by the pairs must be readable; fix or replace the files",
-        )
-    with _cropper(spec, simulate_app) as crop:
-        out, fallback = _crop_all(paths, detections, spec, pick, crop, progress)
-    if use_cache:
-        _save_npz(cache_path, images=out, fallback=fallback)
-    return CropSet(out, fallback, key)
-
-
-def _cropper(spec: "ModelSpec", simulate_app: str | None):
-    """A context manager yielding ``crop(image, box, landmarks)``: the spec's crop, or the app's."""
-    import contextlib
-
-    from toolkit.data.crop import crop_face
-
-    if simulate_app is not None:
-        from toolkit.app_sim import app_cropper
-
-        return app_cropper(spec, simulate_app)
-    return contextlib.nullcontext(lambda image, box, landmarks: crop_face(image, spec, box, landmarks))
-
-
-def _crop_all(paths: Sequence[Path], detections: list, spec: "ModelSpec", pick: str, crop,
-              progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
-
-    from toolkit.data.crop import center_crop
-    from toolkit.data.detect import pick_face
-
-    chosen: list = []
-    iterator = paths
-    if progress and len(paths) > 100:
-        from tqdm import tqdm
-
-        iterator = tqdm(paths, desc="cropping faces", unit="img")
-    out = np.empty((len(paths), spec.input_size, spec.input_size, 3), np.uint8)
-    sizes: list[tuple[int, int]] = []
-    missing: list[int] = []
-    for i, (path, dets) in enumerate(zip(iterator, detections)):
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-        sizes.append(im.size)
-        face = pick_face(dets, im.size, pick)
-        chosen.append(face)
-        if face is None:
-            missing.append(i)
-            continue
-        out[i] = crop(im, face.box, face.landmarks)
-    fallback = np.zeros(len(paths), bool)
-    if missing:
-        median = _median_face(chosen, sizes)
-        for i in missing:
-            with Image.open(paths[i]) as im:
-                im = im.convert("RGB")
-            w, h = im.size
-            if median is None:
-                out[i] = center_crop(im, spec.input_size)
-            else:
-                box, marks = median
-                out[i] = crop(im, tuple(box * [w, h, w, h]), [tuple(p) for p in marks * [w, h]])
-            fallback[i] = True
-        log.info("no face detected in %d of %d images; used a centre crop", len(missing), len(paths))
-    return out, fallback
-
-
-def embed_faces(embedder: "Embedder", faces: np.ndarray, batch_size: int = 64, progress: bool = True,
-                cache_key: str | None = None) -> np.ndarray:
-    """Embeddings of ``faces`` in batches (progress bar), cached by model sha256 + spec + ``cache_key``."""
-    cache_path = None
-    if cache_key is not None:
-        host = [getattr(embedder, "host_mean", None), getattr(embedder, "host_std", None)]
-        ident = json.dumps({"model": embedder.model_sha256, "spec": embedder.spec.to_dict(), "crops": cache_key,
-                            "host": [None if v is None else np.asarray(v).tolist() for v in host]}, sort_keys=True)
-        cache_path = _cache_file("embeddings", sha256_text(ident))
-        cached = _load_npz(cache_path, ("embeddings",))
-        if cached is not None and cached["embeddings"].shape == (len(faces), embedder.spec.embedding_dim):
-            log.info("reusing cached embeddings %s", cache_path)
-            return cached["embeddings"].astype(np.float32)
-    chunks = range(0, len(faces), batch_size)
-    if progress and len(faces) > batch_size:
-        from tqdm import tqdm
-
-        chunks = tqdm(chunks, desc=f"embedding ({embedder.name})", unit="batch")
-    out = [np.asarray(embedder.embed(faces[s : s + batch_size]), np.float32) for s in chunks]
-    emb = np.concatenate(out) if out else np.zeros((0, embedder.spec.embedding_dim), np.float32)
-    if not np.isfinite(emb).all():
-        raise InputError(f"{embedder.name} produced NaN/inf embeddings; the model is broken for these inputs")
-    norms = np.linalg.norm(emb, axis=1, keepdims=True)
-    emb = emb / np.maximum(norms, 1e-12)
-    if cache_path is not None:
-        _save_npz(cache_path, embeddings=emb)
-    return emb
-
-
 # --- the stages ----------------------------------------------------------------------------------------------------
 def find_image_root(pairs_path: Path, data: str | Path | None, first_image: str) -> Path:
     """``--data``, or an LFW folder beside the pairs file (lfw-deepfunneled/, lfw/) that has the first image."""
@@ -318,12 +132,26 @@ def find_image_root(pairs_path: Path, data: str | Path | None, first_image: str)
                      hint="pass --data PATH/TO/lfw-deepfunneled")
 
 
+def pair_crops(paths: Sequence[Path], spec: "ModelSpec", **kwargs) -> "FaceCrops":
+    """One crop per pair image, in order (:func:`toolkit.data.faces.cached_crops`, missing faces at the median face
+    position); an unreadable image is an error: every pair must be scored."""
+    from toolkit.data.faces import cached_crops
+
+    crops = cached_crops(paths, spec, missing="fallback", **kwargs)
+    if crops.rejects:
+        path, why = crops.rejects[0]
+        raise InputError(f"{len(crops.rejects)} images cannot be read, e.g. {path}: {why}",
+                         hint="every image named by the pairs must be readable; fix or replace the files")
+    return crops
+
+
 def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path | None = None,
                  far: float = DEFAULT_FAR, fars: Sequence[float] = DEFAULT_FARS, limit_pairs: int | None = None,
-                 pick: str = "center", detector: "FaceDetector | None" = None, batch_size: int = 64,
+                 pick: str = DEFAULT_PICK, detector: "FaceDetector | None" = None, batch_size: int = 64,
                  progress: bool = True, timings: dict[str, float] | None = None, simulate_app: str | None = None
                  ) -> tuple[VerificationResult, np.ndarray, np.ndarray]:
     """LFW-protocol verification; returns the result plus the pair scores and same/different labels."""
+    from toolkit.data.faces import embed_crops
     from toolkit.data.pairs import check_pair_images, read_pairs, subset_pairs
 
     timings = timings if timings is not None else {}
@@ -334,11 +162,11 @@ def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path 
     index = {rel: i for i, rel in enumerate(pairs.image_paths())}
 
     t0 = time.perf_counter()
-    crops = face_crops(paths, embedder.spec, detector=detector, pick=pick, progress=progress,
+    crops = pair_crops(paths, embedder.spec, detector=detector, pick=pick, progress=progress,
                        simulate_app=simulate_app)
     timings["detect_and_crop_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    emb = embed_faces(embedder, crops.images, batch_size=batch_size, progress=progress, cache_key=crops.key)
+    emb = embed_crops(embedder, crops.images, batch_size=batch_size, progress=progress, cache_key=crops.key)
     timings["embed_s"] = time.perf_counter() - t0
 
     left = np.array([index[p.left] for p in pairs.pairs])
@@ -350,7 +178,8 @@ def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path 
     chosen = m.far_point(far)
     roc = m.roc
     keep = np.unique(np.r_[np.linspace(0, len(roc.fpr) - 1, min(len(roc.fpr), 400)).astype(int)])
-    fallback_paths = [pairs.image_paths()[i] for i in np.flatnonzero(crops.fallback)]
+    relative = dict(zip(map(str, paths), pairs.image_paths()))
+    fallback_paths = [relative[p] for p in crops.fallback]
     result = VerificationResult(
         pairs_file=str(pairs_path), image_root=str(root), n_pairs=m.n_pairs, n_same=m.n_same,
         n_different=m.n_different, n_images=len(paths), n_folds=m.n_folds, folds_from_file=m.folds_from_file,
@@ -371,11 +200,12 @@ def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path 
 def classification_accuracy(model: "FaceModel", class_names: Sequence[str], csv_path: str | Path,
                             split: str = "test", batch_size: int = 64, progress: bool = True) -> ClassificationResult:
     """Top-1 accuracy of the checkpoint's classifier head on the CSV's ``split`` faces (their CSV boxes)."""
-    import torch
-    from PIL import Image
+    import dataclasses
 
-    from toolkit.data.crop import crop_face
+    import torch
+
     from toolkit.data.dataset import image_root_for, read_faces_csv
+    from toolkit.data.faces import crop_records
 
     csv_path = Path(csv_path)
     records = [r for r in read_faces_csv(csv_path) if r.split_type == split]
@@ -384,25 +214,18 @@ def classification_accuracy(model: "FaceModel", class_names: Sequence[str], csv_
                          hint="re-run `ftk prepare` with a test share in --split, e.g. 0.7,0.15,0.15")
     names = list(class_names)
     label_of = {n: i for i, n in enumerate(names)}
-    root = image_root_for(csv_path)
-    crops, labels, skipped = [], [], 0
+    ours = []
     for r in records:
         label = label_of.get(r.person_name) if names else r.label
-        if label is None or not (0 <= label < model.num_classes):
-            skipped += 1
-            continue
-        try:
-            with Image.open(root / r.image_path) as im:
-                crops.append(crop_face(im.convert("RGB"), model.spec, r.bbox, r.landmarks))
-        except (OSError, InputError) as exc:
-            log.warning("skipping %s: %s", r.image_path, exc)
-            skipped += 1
-            continue
-        labels.append(label)
-    if not crops:
+        if label is not None and 0 <= label < model.num_classes:
+            ours.append(dataclasses.replace(r, label=label))
+    faces, labels, rejected = crop_records(ours, image_root_for(csv_path), model.spec, progress=progress)
+    for path, why in rejected:
+        log.warning("skipping %s: %s", path, why)
+    skipped = len(records) - len(faces)
+    if not len(faces):
         raise InputError(f"none of the {len(records)} '{split}' faces in {csv_path} belong to this model's "
                          f"{model.num_classes} classes", hint="evaluate with the faces CSV the model was trained on")
-    faces = np.stack(crops)
     predictions = []
     model.eval()
     with torch.inference_mode():
@@ -417,7 +240,7 @@ def classification_accuracy(model: "FaceModel", class_names: Sequence[str], csv_
 def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str | Path | None = None,
              csv: str | Path | None = None, classifier: "FaceModel | None" = None,
              class_names: Sequence[str] = (), far: float = DEFAULT_FAR, out_dir: str | Path | None = None,
-             model_path: str | Path | None = None, limit_pairs: int | None = None, pick: str = "center",
+             model_path: str | Path | None = None, limit_pairs: int | None = None, pick: str = DEFAULT_PICK,
              detector: "FaceDetector | None" = None, batch_size: int = 64, overwrite: bool = False,
              progress: bool = True, simulate_app: str | None = None) -> EvaluationResult:
     """Evaluate one embedder: classification on ``csv`` (needs ``classifier``) and verification on ``pairs``.
@@ -427,6 +250,7 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
     given). ``simulate_app`` crops the pair images as the Android app does (:mod:`toolkit.app_sim`).
     """
     from toolkit.app_sim import DESCRIPTIONS, app_eval_dir, check_simulation
+    from toolkit.data.faces import check_pick
 
     started = time.perf_counter()
     if simulate_app is not None and pairs is None:
@@ -435,8 +259,7 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
         raise InputError("nothing to evaluate", hint="give --pairs PAIRS.txt (verification) and/or --csv faces.csv")
     if not (0 < far < 1):
         raise InputError(f"--far must be between 0 and 1, e.g. 1e-3; got {far}")
-    if pick not in ("center", "confidence"):
-        raise InputError(f"pick must be 'center' or 'confidence', got {pick!r}")
+    check_pick(pick)
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     check_simulation(simulate_app)

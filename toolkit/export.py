@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from toolkit import __version__
-from toolkit.constants import DEFAULT_CALIBRATION_FACES, MANIFEST_NAME
+from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PARITY_FACES, DEFAULT_PICK, MANIFEST_NAME
+from toolkit.constants import PARITY_SAMPLE_NAME as SAMPLE_NAME
 from toolkit.errors import InputError, NoFacesError, ToolkitError
 from toolkit.io import atomic_path, check_outputs_free, ensure_writable_dir, sha256_file
 from toolkit.spec import ModelSpec
@@ -634,11 +635,16 @@ def export_model(
     seed: int = 0,
     keep_float: tuple[str, ...] | list[str] = (),
     calibration_batch: int = 1,
+    pick: str = DEFAULT_PICK,
+    parity_faces: int = DEFAULT_PARITY_FACES,
 ) -> ExportResult:
     """Export ``checkpoint`` to ``out_dir``: model_float32.tflite (+ model_int8 / model_float16) + manifest.json.
 
     ``quantize``: None, "int8", "float16" or "int8,float16". ``keep_float``: backbone layer names the int8 graph
     leaves in float. ``calibration_batch``: faces per observation step (a batch-dimension graph when > 1).
+    ``pick``: the face-picking rule for a calibration photo folder. ``parity_faces``: how many extra faces to read
+    and hold out of calibration (by image content hash) for ``ftk parity-check`` (``parity_faces.npz``, at most a
+    fifth of the faces read; 0: none).
     """
     from toolkit.checkpoint import LoadedCheckpoint, load_checkpoint
 
@@ -657,6 +663,8 @@ def export_model(
         raise InputError("--keep-float only applies to the int8 export", hint="add --quantize int8")
     if calibration_batch < 1:
         raise InputError(f"--calibration-batch must be >= 1, got {calibration_batch}")
+    if parity_faces < 0:
+        raise InputError(f"--parity-faces must be >= 0, got {parity_faces}")
     if input_size is not None and input_size < 8:
         raise InputError(f"--input-size must be >= 8, got {input_size}")
 
@@ -665,15 +673,16 @@ def export_model(
     outputs = {p: out_dir / ARTIFACT_NAMES[p] for p in precisions}
     manifest_path = out_dir / MANIFEST_NAME
     created_dir = not out_dir.exists()
-    check_outputs_free([*outputs.values(), manifest_path], overwrite)
+    check_outputs_free([*outputs.values(), manifest_path] + ([out_dir / SAMPLE_NAME] if int8 else []), overwrite)
 
     try:
         t0 = time.perf_counter()
         loaded = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
         load_seconds = time.perf_counter() - t0
         ensure_writable_dir(out_dir)
-        result = _export_loaded(loaded, out_dir, outputs, manifest_path, calibration, calibration_limit,
-                                input_size, progress, seed, tuple(keep_float), calibration_batch, load_seconds)
+        calibration_plan = CalibrationPlan(calibration, calibration_limit, seed, pick, parity_faces)
+        result = _export_loaded(loaded, out_dir, outputs, manifest_path, calibration_plan, input_size, progress,
+                                tuple(keep_float), calibration_batch, load_seconds)
     except BaseException:
         # Leave nothing behind: a folder this call created and that is still empty goes too.
         if created_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
@@ -688,6 +697,11 @@ def export_model(
             stale.unlink()
             result.removed_stale.append(str(stale))
             log.warning("removed %s from an earlier export (not part of this one)", stale)
+    stale_sample = out_dir / SAMPLE_NAME
+    if "parity_sample" not in result.manifest and stale_sample.exists():
+        stale_sample.unlink()
+        result.removed_stale.append(str(stale_sample))
+        log.warning("removed %s from an earlier export (this one recorded no parity sample)", stale_sample)
     result.total_seconds = time.perf_counter() - started
     result.process_peak_rss_bytes = process_peak_rss()
     return result
@@ -707,16 +721,49 @@ def _disk_full(exc: BaseException, folder: Path) -> bool:
         return False
 
 
+@dataclass
+class CalibrationPlan:
+    """Where the int8 calibration faces come from, and how many more to hold out for parity."""
+
+    source: str | Path | None
+    limit: int
+    seed: int
+    pick: str
+    parity_faces: int
+
+
+def _read_calibration(plan: CalibrationPlan, spec: ModelSpec, progress: bool):
+    """(calibration crops, held-out crops, image digests, the manifest's calibration summary)."""
+    from toolkit.data.faces import load_face_crops
+    from toolkit.held_out import split_held_out
+
+    try:
+        crops = load_face_crops(plan.source, spec, limit=plan.limit + plan.parity_faces, seed=plan.seed,
+                                progress=progress, min_faces=MIN_CALIBRATION_FACES, pick=plan.pick)
+    except NoFacesError as exc:
+        raise NoFacesError(f"not enough calibration faces for int8: {exc.message}",
+                           hint=f"int8 needs at least {MIN_CALIBRATION_FACES} real face photos, "
+                                "a few hundred recommended") from None
+    calib, held, digests = split_held_out(crops, plan.parity_faces, plan.seed)
+    if len(calib) < WARN_CALIBRATION_FACES:
+        log.warning("only %d calibration faces; int8 activation ranges are more reliable with %d or more",
+                    len(calib), WARN_CALIBRATION_FACES)
+    if plan.parity_faces and not len(held):
+        log.warning("too few faces (%d) to hold any out for parity; parity-check will need --faces", len(crops))
+    info = {"source": str(plan.source), "faces": len(calib), "held_out_for_parity": len(held),
+            "rejected": len(crops.rejects), "limit": plan.limit, "seed": plan.seed, "pick": plan.pick,
+            "crops_sha256": _array_sha256(calib.images)}
+    return calib, held, dict(zip(crops.paths, digests)), info
+
+
 def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str, Path], manifest_path: Path,
-                   calibration: str | Path | None, calibration_limit: int, input_size: int | None, progress: bool,
-                   seed: int, keep_float: tuple[str, ...], calibration_batch: int,
-                   load_seconds: float) -> ExportResult:
+                   calibration: CalibrationPlan, input_size: int | None, progress: bool,
+                   keep_float: tuple[str, ...], calibration_batch: int, load_seconds: float) -> ExportResult:
     import shutil
     import tempfile
 
     import torch
 
-    from toolkit.data.faces import load_face_crops
     from toolkit.io import check_free_space, no_space_error, write_json_atomic
     from toolkit.models.face_model import EmbeddingModel
     from toolkit.reference import synthetic_inputs
@@ -748,32 +795,17 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
 
     faces = None
     calibration_info: dict[str, Any] | None = None
+    held_out = None
     if "int8" in outputs:
         t0 = time.perf_counter()
-        try:
-            crops = load_face_crops(calibration, spec, limit=calibration_limit, seed=seed, progress=progress,
-                                    min_faces=MIN_CALIBRATION_FACES)
-        except NoFacesError as exc:
-            raise NoFacesError(f"not enough calibration faces for int8: {exc.message}",
-                               hint=f"int8 needs at least {MIN_CALIBRATION_FACES} real face photos, "
-                                    "a few hundred recommended") from None
-        if len(crops) < WARN_CALIBRATION_FACES:
-            log.warning("only %d calibration faces; int8 activation ranges are more reliable with %d or more",
-                        len(crops), WARN_CALIBRATION_FACES)
-        faces = crops.images
-        calibration_info = {
-            "source": str(calibration),
-            "faces": len(crops),
-            "rejected": len(crops.rejects),
-            "limit": calibration_limit,
-            "seed": seed,
-            "crops_sha256": _array_sha256(faces),
-        }
+        calib, held, digests, calibration_info = _read_calibration(calibration, spec, progress)
+        faces = calib.images
+        held_out = (held, calib, digests) if len(held) else None
         stages["crops"] = time.perf_counter() - t0
 
     # One folded copy for every precision (exact folds, checked on real faces when there are any).
     t0 = time.perf_counter()
-    check = faces if faces is not None else synthetic_inputs(spec.input_size, 4, seed=seed)
+    check = faces if faces is not None else synthetic_inputs(spec.input_size, 4, seed=calibration.seed)
     folded, fold = fold_for_export(module, check)
     stages["fold"] = time.perf_counter() - t0
     if fold["residual_scales"] or fold["final_batchnorm"]:
@@ -805,13 +837,16 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
                     stages["calibrate"] = art.info["export_stages"]["calibrate"]
             export_info = {"stages_seconds": {k: round(v, 2) for k, v in stages.items()},
                            "calibration_batch": calibration_batch if faces is not None else None}
-            manifest = build_manifest(loaded, spec, artifacts, export_info)
+            manifest = build_manifest(loaded, spec, artifacts, export_info, out_dir)
+            sample_tmp = _stage_parity_sample(manifest, held_out, work, calibration.source)
             from toolkit.manifest import finalize_export  # contract into each .tflite, then its final sha256 and size
             finalize_export(manifest, artifacts, tmp_paths)
             write_json_atomic(manifest_tmp, manifest)
             _make_readable(manifest_tmp)
             for precision, art in artifacts.items():  # into place; the manifest follows when the stack closes
                 os.replace(tmp_paths[precision], outputs[precision])
+            if sample_tmp is not None:
+                os.replace(sample_tmp, out_dir / SAMPLE_NAME)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for precision, art in artifacts.items():
@@ -819,6 +854,19 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
     return ExportResult(out_dir=out_dir, manifest_path=manifest_path, spec=spec, artifacts=artifacts,
                         manifest=manifest, calibration_faces=0 if faces is None else len(faces),
                         folded_blocks=fold["residual_scales"], stages=stages)
+
+
+def _stage_parity_sample(manifest: dict[str, Any], held_out, work: Path, source) -> Path | None:
+    """Write the held-out parity faces into the work folder and name them in the manifest (None: no sample)."""
+    if held_out is None:
+        return None
+    from toolkit.held_out import manifest_entry, write_sample
+
+    held, calib, digests = held_out
+    path = work / SAMPLE_NAME
+    manifest["parity_sample"] = manifest_entry(held, calib, digests, write_sample(path, held), source)
+    log.info("held out %d faces for parity-check (%s)", len(held), SAMPLE_NAME)
+    return path
 
 
 def _produce(precision: str, convert: Any, outputs: dict[str, Path], tmp_paths: dict[str, Path],
@@ -1003,8 +1051,9 @@ def _array_sha256(arr: np.ndarray) -> str:
 
 
 def build_manifest(loaded: "LoadedCheckpoint", spec: ModelSpec, artifacts: dict[str, ArtifactResult],
-                   export_info: dict[str, Any] | None = None) -> dict:
-    """The export's manifest: ``spec`` at the top level (the embedders read exactly that key)."""
+                   export_info: dict[str, Any] | None = None, out_dir: Path | None = None) -> dict:
+    """The export's manifest: ``spec`` at the top level (the embedders read exactly that key). The source
+    checkpoint's path is relative to ``out_dir`` (the manifest's folder), so a moved run folder still names it."""
     meta = loaded.meta
     manifest = {
         "format": EXPORT_FORMAT,
@@ -1016,7 +1065,7 @@ def build_manifest(loaded: "LoadedCheckpoint", spec: ModelSpec, artifacts: dict[
                   "normalization": "in-graph: (x - mean) / std"},
         "output": {"shape": [1, spec.embedding_dim], "dtype": "float32", "l2_normalized": spec.l2_normalized},
         "source_checkpoint": {
-            "path": str(loaded.path),
+            "path": _relative_to(loaded.path, out_dir),
             "sha256": loaded.sha256,
             "backbone": meta.spec.backbone,
             "trained_input_size": meta.spec.input_size,
@@ -1036,6 +1085,12 @@ def build_manifest(loaded: "LoadedCheckpoint", spec: ModelSpec, artifacts: dict[
 # --------------------------------------------------------------------------------------------------------------------
 # reading exports back (info, parity)
 # --------------------------------------------------------------------------------------------------------------------
+def _relative_to(path: Path | str, folder: Path | None) -> str:
+    if folder is None:
+        return str(path)
+    return Path(os.path.relpath(Path(path).resolve(), Path(folder).resolve())).as_posix()
+
+
 def artifact_entry(tflite_path: str | Path) -> dict[str, Any] | None:
     """This file's entry in the manifest beside it (None without a manifest or entry)."""
     from toolkit.embedders import read_manifest_for

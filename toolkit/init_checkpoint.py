@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.constants import DEFAULT_CALIBRATION_FACES
+from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PICK
 
 from toolkit.errors import InputError
 from toolkit.io import check_outputs_free
@@ -69,7 +69,7 @@ def init_checkpoint(out: str | Path, backbone: str = "inception_resnet_v1", num_
                     calibration: str | Path | None = None, weights: str | Path | None = None,
                     calibration_limit: int = DEFAULT_CALIBRATION_FACES, seed: int = 0, overwrite: bool = False,
                     input_size: int | None = None, crop: str | None = None,
-                    progress: bool = True) -> InitCheckpointResult:
+                    progress: bool = True, pick: str = DEFAULT_PICK) -> InitCheckpointResult:
     import torch
 
     from toolkit.checkpoint import CheckpointMeta, save_checkpoint
@@ -94,7 +94,7 @@ def init_checkpoint(out: str | Path, backbone: str = "inception_resnet_v1", num_
         if weights is not None:
             log.warning("--calibration re-estimates BatchNorm statistics and replaces the ones in %s; for "
                         "pretrained weights that usually costs accuracy: leave --calibration out", Path(weights).name)
-        faces = load_face_crops(calibration, spec, limit=calibration_limit, seed=seed, progress=progress,
+        faces = load_face_crops(calibration, spec, limit=calibration_limit, seed=seed, progress=progress, pick=pick,
                                 min_faces=2)
         recalibrate_batchnorm(model, faces.images, progress=progress)
         n_faces = len(faces)

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from toolkit.compare import detect_and_crop, verdict
-from toolkit.embedders import Embedder, l2_normalize
+from toolkit.constants import DEFAULT_PICK
+from toolkit.data.faces import check_embeddings, embed_crops
+from toolkit.embedders import Embedder
 from toolkit.errors import InputError, NoFacesError
 from toolkit.spec import ModelSpec
 
@@ -79,7 +81,7 @@ class Gallery:
 
 # --- enrolment ----------------------------------------------------------------------------------------------------
 def enroll_gallery(source_dir: str | Path, embedder: Embedder, detector: "FaceDetector | None" = None,
-                   progress: bool = True) -> Gallery:
+                   progress: bool = True, pick: str = DEFAULT_PICK) -> Gallery:
     """Embed every face in ``source_dir/Person_Name/*.jpg``; each image stays its own row, as the app stores them."""
     from toolkit.data.detect import list_images
 
@@ -99,11 +101,11 @@ def enroll_gallery(source_dir: str | Path, embedder: Embedder, detector: "FaceDe
         raise NoFacesError(f"no images in person folders under {source_dir}",
                            hint="lay the gallery out as Person_Name/*.jpg (one or more photos per person)")
     owner_of = {str(p): o for p, o in zip(paths, owners)}
-    crops, failed = detect_and_crop(paths, embedder.spec, detector, progress=progress)
+    crops, failed = detect_and_crop(paths, embedder.spec, detector, progress=progress, pick=pick)
     failures += failed
     if not crops:
         raise NoFacesError(f"no face detected in any of the {len(paths)} gallery images under {source_dir}")
-    embeddings = l2_normalize(embedder.embed(np.stack([c.crop for c in crops])))
+    embeddings = embed_crops(embedder, np.stack([c.crop for c in crops]), progress=progress)
     names = sorted({owner_of[c.path] for c in crops})
     index_of = {n: i for i, n in enumerate(names)}
     person_index = np.array([index_of[owner_of[c.path]] for c in crops], np.int32)
@@ -240,19 +242,20 @@ class MatchResult:
 
 
 def match_probe(probe_path: str | Path, gallery: Gallery, embedder: Embedder, threshold: float | None,
-                top_k: int = 5, detector: "FaceDetector | None" = None) -> MatchResult:
+                top_k: int = 5, detector: "FaceDetector | None" = None, pick: str = DEFAULT_PICK) -> MatchResult:
     """Rank the probe's face against the gallery as the app does, timing embedding and search separately."""
     if top_k < 1:
         raise InputError(f"--top-k must be >= 1, got {top_k}")
     check_gallery_model(gallery, embedder)
     t0 = time.perf_counter()
-    crops, failures = detect_and_crop([probe_path], embedder.spec, detector)
+    crops, failures = detect_and_crop([probe_path], embedder.spec, detector, pick=pick)
     detect_ms = (time.perf_counter() - t0) * 1e3
     if not crops:
         raise NoFacesError(f"probe {probe_path}: {failures[0][1]}", hint="use a photo with one clearly visible face")
     embedder.embed(crops[0].crop[None])  # warm-up: time the steady state, as on the app's second frame
     t1 = time.perf_counter()
-    query = l2_normalize(embedder.embed(crops[0].crop[None]))[0]
+    query = embedder.embed(crops[0].crop[None])[0]  # unit length: the Embedder contract
+    check_embeddings(query[None], embedder.name)
     t2 = time.perf_counter()
     people, scores, rows = rank_people(gallery.embeddings, gallery.person_starts, query, top_k)
     t3 = time.perf_counter()

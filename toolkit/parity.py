@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.constants import DEFAULT_PARITY_FACES, DEFAULT_PICK
 from toolkit.errors import InputError
 from toolkit.spec import reject_unknown_keys
 
@@ -67,7 +68,7 @@ DEFAULT_TOLERANCES: dict[str, dict[str, float]] = {
     },
 }
 
-DEFAULT_LIMIT = 64
+DEFAULT_LIMIT = DEFAULT_PARITY_FACES
 MIN_FACES = 4
 
 
@@ -263,10 +264,12 @@ def parity_check(
     num_threads: int = 2,
     seed: int = 0,
     progress: bool = True,
+    pick: str = DEFAULT_PICK,
 ) -> ParityReport:
     """Run the checkpoint (PyTorch) and ``model`` (.tflite, LiteRT) on the same faces and compare.
 
-    ``images``: a face folder or faces CSV; None uses the stored reference inputs for this model's spec.
+    ``images``: a face folder or faces CSV (``pick``: the face-picking rule for photos); None uses the held-out
+    faces the export recorded (:mod:`toolkit.held_out`), else the stored reference inputs for this model's spec.
     ``tolerances`` override the per-precision defaults metric by metric.
     """
     from toolkit.checkpoint import load_checkpoint
@@ -315,22 +318,7 @@ def parity_check(
     loaded.model.spec = spec
     precision = precision or guess_precision(model)
 
-    if images is None:
-        from toolkit.reference import find_reference_for
-
-        ref = find_reference_for(spec)
-        if ref is None:
-            raise InputError(f"no --images given and no stored reference inputs for {spec.backbone} at "
-                             f"{spec.input_size}x{spec.input_size}",
-                             hint="pass --images DIR_OR_CSV with real face photos")
-        faces = ref.inputs[:limit] if limit else ref.inputs
-        labels = [f"{ref.name}#{i}" for i in range(len(faces))]
-        faces_source = f"reference set {ref.name}"
-    else:
-        from toolkit.data.faces import load_face_crops
-
-        crops = load_face_crops(images, spec, limit=limit, seed=seed, progress=progress, min_faces=MIN_FACES)
-        faces, labels, faces_source = crops.images, crops.paths, str(images)
+    faces, labels, faces_source = _parity_faces(model, contract, spec, images, limit, seed, progress, pick)
 
     threshold_source = "given" if threshold is not None else None
     if threshold is None:
@@ -357,6 +345,35 @@ def parity_check(
     )
     log.info("parity %s: %s", "passed" if report.passed else "FAILED", model)
     return report
+
+
+def _parity_faces(model: Path, contract: Any, spec: Any, images: str | Path | None, limit: int | None, seed: int,
+                  progress: bool, pick: str) -> tuple[np.ndarray, list[str], str]:
+    """(faces, labels, where they came from): ``images``, else the export's held-out sample, else a reference set."""
+    if images is not None:
+        from toolkit.data.faces import load_face_crops
+
+        crops = load_face_crops(images, spec, limit=limit, seed=seed, progress=progress, min_faces=MIN_FACES,
+                                pick=pick)
+        return crops.images, crops.paths, str(images)
+    from toolkit.held_out import load_sample
+
+    sample = load_sample(model, contract.manifest if contract is not None and contract.source == "manifest" else None)
+    if sample is not None:
+        log.info("using %s", sample.description)
+        if sample.images.shape[1:3] != (spec.input_size, spec.input_size):
+            raise InputError(f"the recorded parity faces are {sample.images.shape[1]} px, the model takes "
+                             f"{spec.input_size}", hint="pass --faces DIR_OR_CSV")
+        return sample.images[:limit], sample.labels[:limit], sample.description
+    from toolkit.reference import find_reference_for
+
+    ref = find_reference_for(spec)
+    if ref is None:
+        raise InputError(f"no --faces given, no held-out faces recorded by the export of {model.name}, and no "
+                         f"stored reference inputs for {spec.backbone} at {spec.input_size}x{spec.input_size}",
+                         hint="pass --faces DIR_OR_CSV with real face photos (an int8 export records its own)")
+    faces = ref.inputs[:limit] if limit else ref.inputs
+    return faces, [f"{ref.name}#{i}" for i in range(len(faces))], f"reference set {ref.name}"
 
 
 def _threshold_from_eval_report(checkpoint: Path) -> tuple[float | None, str]:
@@ -423,8 +440,8 @@ def _layer_label(root: Any, path: str) -> str:
     return path[len("backbone."):]
 
 
-def layer_errors(model: str | Path, checkpoint: str | Path, images: str | Path, limit: int = 32,
-                 seed: int = 0, progress: bool = False) -> list[LayerError]:
+def layer_errors(model: str | Path, checkpoint: str | Path, images: str | Path | None = None, limit: int = 32,
+                 seed: int = 0, progress: bool = False, pick: str = DEFAULT_PICK) -> list[LayerError]:
     """SQNR of every quantised layer output of an int8 .tflite against the float PyTorch graph, worst first.
 
     The .tflite runs without delegates and with all intermediate tensors kept; each int8 tensor litert-torch
@@ -435,20 +452,18 @@ def layer_errors(model: str | Path, checkpoint: str | Path, images: str | Path, 
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from toolkit.checkpoint import load_checkpoint
-    from toolkit.data.faces import load_face_crops
-    from toolkit.embedders import read_manifest_for
     from toolkit.export import fold_for_export
+    from toolkit.manifest import contract_for
     from toolkit.models.face_model import embedding_model_from
-    from toolkit.spec import ModelSpec
 
     model = Path(model)
     loaded = load_checkpoint(checkpoint)
     spec = loaded.model.spec
-    manifest = read_manifest_for(model)
-    if manifest and "spec" in manifest:
-        spec = spec.replace(input_size=ModelSpec.from_dict(manifest["spec"]).input_size)
+    contract = contract_for(model)
+    if contract is not None:
+        spec = spec.replace(input_size=contract.spec.input_size)
     loaded.model.spec = spec
-    faces = load_face_crops(images, spec, limit=limit, seed=seed, progress=progress, min_faces=MIN_FACES).images
+    faces = _parity_faces(model, contract, spec, images, limit, seed, progress, pick)[0]
     module = embedding_model_from(loaded.model)
     folded, _ = fold_for_export(module, faces)
 

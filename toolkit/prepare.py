@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from toolkit.constants import PICK_RULES
+from toolkit.constants import DEFAULT_PICK, PICK_RULES
 from toolkit.data.dataset import FaceRecord, faces_csv_text, labels_data, labels_path_for
 from toolkit.data.detect import IMAGE_SUFFIXES, Detection, FaceDetector, pick_face
 from toolkit.errors import InputError, NoFacesError
@@ -123,7 +123,7 @@ def scan_image_folder(image_dir: Path) -> tuple[dict[str, list[Path]], list[Path
 
 def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int = 1,
             split: str | Sequence[float] = "0.7,0.15,0.15", holdout_identities: str | float | int | None = None,
-            seed: int = 0, pick: str = "confidence", contact_sheet: int = 36, overwrite: bool = False,
+            seed: int = 0, pick: str = DEFAULT_PICK, contact_sheet: int = 36, overwrite: bool = False,
             detector: FaceDetector | None = None, batch_size: int = 16, progress: bool = True) -> PrepareResult:
     """Detect the face in every image of ``image_dir`` and write the faces CSV and its companions (module doc)."""
     started = time.perf_counter()

@@ -322,10 +322,8 @@ def regenerate_shared_face_set(name: str, backbone: str, shared: str | Path, wei
     """A golden set over ../shared: ``limit`` LFW images (spread over people), their MTCNN box and landmarks, the
     hash of each crop, and the embeddings of the published ``weights``. Only hashes, detections and embeddings are
     written; the images and weights stay in ../shared and are read again by :func:`verify_shared_face_set`."""
-    from PIL import Image
-
-    from toolkit.data.detect import FaceDetector, list_images, pick_face
-    from toolkit.data.faces import spread_sample
+    from toolkit.data.detect import list_images
+    from toolkit.data.faces import crop_images, spread_sample
     from toolkit.export import tool_versions
     from toolkit.models.registry import default_spec
 
@@ -335,15 +333,11 @@ def regenerate_shared_face_set(name: str, backbone: str, shared: str | Path, wei
         raise OutputExistsError(f"reference set {dest} exists", hint="pass --overwrite to regenerate it")
     weights_path = _shared_file(shared, weights, None, "weights")
     spec = default_spec(backbone)
-    paths = spread_sample(list_images(shared / images), limit + 8, seed)
-    faces = []
-    for path, found in zip(paths, FaceDetector().detect_files(paths)):
-        with Image.open(path) as im:
-            face = None if isinstance(found, str) else pick_face(found, im.size, "center")
-        if face is not None and len(faces) < limit:
-            faces.append({"image": str(path.relative_to(shared)), "image_sha256": sha256_file(path),
-                          "box": [float(v) for v in face.box],
-                          "landmarks": [[float(x), float(y)] for x, y in face.landmarks]})
+    found = crop_images(spread_sample(list_images(shared / images), limit + 8, seed), spec, pick="center",
+                        progress=False)
+    faces = [{"image": str(Path(path).relative_to(shared)), "image_sha256": sha256_file(path),
+              "box": [float(v) for v in face.box], "landmarks": [[float(x), float(y)] for x, y in face.landmarks]}
+             for path, face in zip(found.paths[:limit], found.faces)]
     crops, hashes = _shared_crops(shared, spec, faces)
     for face, digest in zip(faces, hashes):
         face["crop_sha256"] = digest

@@ -26,7 +26,7 @@ def test_export_writes_both_artifacts_and_manifest(export_dir, ref_ckpt):
 
     manifest = json.loads((export_dir / "manifest.json").read_text())
     assert sorted(p.name for p in export_dir.iterdir()) == ["manifest.json", "model_float32.tflite",
-                                                            "model_int8.tflite"]
+                                                            "model_int8.tflite", "parity_faces.npz"]
     assert manifest["spec"] == read_checkpoint_meta(ref_ckpt).spec.to_dict()
     assert manifest["embedding_dim"] == 16
     assert manifest["source_checkpoint"]["sha256"] == sha256_file(ref_ckpt)
@@ -47,7 +47,7 @@ def test_export_writes_both_artifacts_and_manifest(export_dir, ref_ckpt):
     assert {"QUANTIZE", "DEQUANTIZE"} <= set(_ops(i8)) and "int8" in i8["weight_types"]
     assert "QUANTIZE" not in _ops(f32) and f32["weight_types"] == ["float32"]
     quant = i8["quantization"]
-    assert quant["method"] == "pt2e-static" and quant["calibration"]["faces"] == 50
+    assert quant["method"] == "pt2e-static" and quant["calibration"]["faces"] == 40  # 50 read, 10 held out for parity
     # The tiny backbone has no residual blocks to fold.
     assert quant["folded_residual_scales"] == 0
     assert i8["size_bytes"] < f32["size_bytes"]

@@ -66,7 +66,8 @@ def test_export_embeds_the_contract_in_each_file(export_dir, ref_ckpt):
         assert str(ref_ckpt.parent) not in json.dumps(embedded)
     calibration = read_contract(export_dir / NAMES["int8"])["calibration"]
     manifest_calibration = manifest["artifacts"][NAMES["int8"]]["quantization"]["calibration"]
-    assert calibration["faces"] == manifest_calibration["faces"] == 50
+    # 50 faces read: a fifth held out for parity (toolkit.held_out), 40 calibrated on.
+    assert calibration["faces"] == manifest_calibration["faces"] == 40
     assert calibration["crops_sha256"] == manifest_calibration["crops_sha256"]
     assert calibration["source"] == Path(manifest_calibration["source"]).name
     assert read_contract(export_dir / NAMES["float32"])["calibration"] is None
@@ -94,7 +95,7 @@ def test_contract_from_manifest_then_embedded_then_none(export_dir, tmp_path, ca
     code, stdout, err = run_cli(["info", lone], capsys)
     assert code == 0, err
     assert "contract: the contract embedded in the file" in stdout and "backbone: tiny" in stdout
-    assert "int8 from checkpoint tiny_reference.pt" in stdout and "calibrated on 50 faces" in stdout
+    assert "int8 from checkpoint tiny_reference.pt" in stdout and "calibrated on 40 faces" in stdout
 
     assert remove_contract(lone) and read_contract(lone) is None and not remove_contract(lone)
     assert contract_for(lone) is None

@@ -91,12 +91,67 @@ def test_float32_and_int8_pass_on_real_face_crops(export_dir, ref_ckpt, faces_cs
     assert m["min_cosine"] < 0.99999  # quantisation really changed the numbers
 
 
-def test_reference_inputs_are_used_without_images(export_dir, ref_ckpt):
+def _without_parity_sample(export_dir: Path, dest: Path) -> Path:
+    """A copy of the export whose manifest records no held-out faces (as an export from before they existed)."""
+    shutil.copytree(export_dir, dest)
+    manifest = json.loads((dest / "manifest.json").read_text())
+    del manifest["parity_sample"]
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    (dest / "parity_faces.npz").unlink()
+    return dest
+
+
+def test_reference_inputs_are_used_without_images_or_a_recorded_sample(export_dir, ref_ckpt, tmp_path):
     from toolkit.parity import parity_check
 
-    report = parity_check(export_dir / "model_float32.tflite", ref_ckpt, progress=False)
+    old = _without_parity_sample(export_dir, tmp_path / "old")
+    report = parity_check(old / "model_float32.tflite", ref_ckpt, progress=False)
     assert report.passed and report.faces_source == "reference set tiny-synthetic"
     assert report.metrics.faces == 16 and not report.warnings
+
+
+# --- the held-out sample an int8 export records ------------------------------------------------------------------------
+def test_export_records_a_held_out_sample_disjoint_from_calibration(export_dir, faces_csv):
+    """50 CSV faces: 10 (a fifth) held out by image content, 40 calibrated on; the manifest's hashes are the files'."""
+    from toolkit.io import sha256_file
+
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    sample = manifest["parity_sample"]
+    calibration = manifest["artifacts"]["model_int8.tflite"]["quantization"]["calibration"]
+    assert sample["faces"] == 10 and calibration["faces"] == 40 and calibration["held_out_for_parity"] == 10
+    assert sha256_file(export_dir / "parity_faces.npz") == sample["sha256"]
+    held = {img["sha256"] for img in sample["images"]}
+    for img in sample["images"]:
+        assert sha256_file(Path(img["path"])) == img["sha256"]
+    assert len(sample["calibration_images_sha256"]) == 40 and not held & set(sample["calibration_images_sha256"])
+    with np.load(export_dir / "parity_faces.npz", allow_pickle=False) as data:
+        assert data["images"].shape == (10, 32, 32, 3) and data["images"].dtype == np.uint8
+        assert [str(p) for p in data["paths"]] == [img["path"] for img in sample["images"]]
+
+
+def test_parity_check_runs_out_of_the_box_on_the_held_out_faces(export_dir, ref_ckpt, capsys):
+    code, out, err = run_cli(["parity-check", export_dir / "model_int8.tflite", "--checkpoint", ref_ckpt, "--json"],
+                             capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["faces_source"].startswith("10 held-out faces from ") and "not among its 40" in report["faces_source"]
+    assert report["metrics"]["faces"] == 10 and report["passed"]
+
+
+def test_a_tampered_or_overlapping_sample_is_refused(export_dir, ref_ckpt, tmp_path, capsys):
+    tampered = shutil.copytree(export_dir, tmp_path / "tampered")
+    with np.load(tampered / "parity_faces.npz", allow_pickle=False) as data:
+        images, paths = data["images"].copy(), data["paths"]
+    images[0, 0, 0, 0] ^= 1
+    np.savez(tampered / "parity_faces.npz", images=images, paths=paths)
+    overlapping = shutil.copytree(export_dir, tmp_path / "overlap")
+    manifest = json.loads((overlapping / "manifest.json").read_text())
+    manifest["parity_sample"]["calibration_images_sha256"].append(manifest["parity_sample"]["images"][0]["sha256"])
+    (overlapping / "manifest.json").write_text(json.dumps(manifest))
+    for folder, needle in ((tampered, "does not match the sha256"), (overlapping, "also calibration faces")):
+        code, _, err = run_cli(["parity-check", folder / "model_int8.tflite", "--checkpoint", ref_ckpt], capsys)
+        lines = error_lines(err)
+        assert code == 2 and len(lines) == 1 and needle in lines[0], err
 
 
 def test_weights_changed_after_export_fail(export_dir, ref_ckpt, faces_csv, tmp_path, capsys):
