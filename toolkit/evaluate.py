@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -86,7 +87,7 @@ class VerificationResult:
 
 @dataclass
 class EvaluationResult:
-    model_path: str | None
+    model_path: str | None  # report.json: relative to the report's folder
     model_sha256: str
     embedder: str
     spec: dict[str, Any]
@@ -327,7 +328,10 @@ def _write_outputs(result: EvaluationResult, out: Path, scores, same) -> None:
             thresholds={"best accuracy": v.best_threshold, f"FAR {key}": v.threshold},
         )
     result.report_path = out / REPORT_NAME
-    write_json_atomic(result.report_path, result.to_report())
+    report = result.to_report()
+    if result.model_path:  # relative to the report (it sits beside the model): a moved folder keeps it right
+        report["model_path"] = Path(os.path.relpath(Path(result.model_path).resolve(), out.resolve())).as_posix()
+    write_json_atomic(result.report_path, report)
     log.info("wrote %s", result.report_path)
 
 

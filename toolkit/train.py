@@ -532,21 +532,35 @@ def _resolve_amp(config: TrainConfig, device: "torch.device") -> str:
     return config.amp
 
 
-def _build_model(config: TrainConfig, num_classes: int, class_names: list[str]):
-    """The spec, the FaceModel and a description of where its initial weights came from."""
+def training_spec(config: TrainConfig) -> "ModelSpec":
+    """The run's model contract, decided once: the init_checkpoint's spec (which the config may not contradict), else
+    the backbone's default at the configured input size and crop. Crops, model and checkpoints all use it."""
+    from toolkit.models.registry import default_spec
+
+    if config.init_checkpoint is None:
+        return default_spec(config.backbone, input_size=config.input_size, crop=config.data.crop)
+    from toolkit.checkpoint import read_checkpoint_meta
+
+    spec = read_checkpoint_meta(config.init_checkpoint).spec
+    if spec.backbone != config.backbone:
+        raise ConfigError(f"init_checkpoint {config.init_checkpoint} is a {spec.backbone} model but backbone is "
+                          f"{config.backbone}", hint=f"set backbone: {spec.backbone}")
+    if config.input_size not in (None, spec.input_size) or config.data.crop not in (None, spec.crop):
+        raise ConfigError("input_size/data.crop differ from the init_checkpoint's spec; leave them unset")
+    return spec
+
+
+def _build_model(config: TrainConfig, spec: "ModelSpec", num_classes: int, class_names: list[str]):
+    """The FaceModel for ``spec`` and a description of where its initial weights came from."""
     from toolkit.models.face_model import FaceModel
-    from toolkit.models.registry import default_spec, load_backbone_weights, load_state_dict_file
+    from toolkit.models.registry import load_backbone_weights, load_state_dict_file
 
     if config.init_checkpoint is not None:
         from toolkit.checkpoint import load_checkpoint
 
         loaded = load_checkpoint(config.init_checkpoint)
-        spec = loaded.meta.spec
-        if spec.backbone != config.backbone:
-            raise ConfigError(f"init_checkpoint {config.init_checkpoint} is a {spec.backbone} model but backbone is "
-                              f"{config.backbone}", hint=f"set backbone: {spec.backbone}")
-        if config.input_size not in (None, spec.input_size) or config.data.crop not in (None, spec.crop):
-            raise ConfigError("input_size/data.crop differ from the init_checkpoint's spec; leave them unset")
+        if loaded.meta.spec != spec:
+            raise ConfigError(f"init_checkpoint {config.init_checkpoint} changed while training started")
         model = FaceModel(spec, num_classes)
         model.backbone.load_state_dict(loaded.model.backbone.state_dict())
         same_head = loaded.meta.class_names == class_names and loaded.model.head is not None
@@ -554,8 +568,7 @@ def _build_model(config: TrainConfig, num_classes: int, class_names: list[str]):
             model.head.load_state_dict(loaded.model.head.state_dict())
         source = f"finetune:{Path(config.init_checkpoint).name}:sha256={loaded.sha256[:16]}" + \
                  ("" if same_head else "+new-head")
-        return spec, model, source
-    spec = default_spec(config.backbone, input_size=config.input_size, crop=config.data.crop)
+        return model, source
     model = FaceModel(spec, num_classes)
     weights_file = None
     if config.weights is not None:
@@ -563,10 +576,10 @@ def _build_model(config: TrainConfig, num_classes: int, class_names: list[str]):
     elif config.pretrained is not None:
         weights_file = fetch_pretrained(config.pretrained)
     if weights_file is None:
-        return spec, model, "random"
+        return model, "random"
     load_backbone_weights(model.backbone, load_state_dict_file(weights_file), str(weights_file))
     label = config.pretrained or weights_file.name
-    return spec, model, f"pretrained:{label}:sha256={sha256_file(weights_file)[:16]}"
+    return model, f"pretrained:{label}:sha256={sha256_file(weights_file)[:16]}"
 
 
 def train(config: TrainConfig, config_path: str | Path | None = None, resume: bool = False, overwrite: bool = False,
@@ -576,7 +589,6 @@ def train(config: TrainConfig, config_path: str | Path | None = None, resume: bo
     name = Path(config_path).stem if config_path else "train"
     run_dir = Path(config.out_dir) if config.out_dir is not None else Path("runs") / name
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
-    results_path = run_dir / "results.csv"
     if resume and not last_path.is_file():
         raise InputError(f"--resume: no {last_path} to resume from", hint="start without --resume")
     if not resume and not overwrite and (last_path.exists() or best_path.exists()):
@@ -653,9 +665,10 @@ class Trainer:
         self.main, self.cuda = dist_info.is_main, device.type == "cuda"
         self.files = _RunFiles.of(run_dir)
         torch.manual_seed(config.seed + dist_info.rank)
+        self.spec = training_spec(config)
         self.data = self._load_data()
         self.num_classes = len(self.data.class_names)
-        self.spec, self.core, self.weights_source = _build_model(config, self.num_classes, self.data.class_names)
+        self.core, self.weights_source = _build_model(config, self.spec, self.num_classes, self.data.class_names)
         log.info("training %s on %d faces of %d identities (%d val faces; %d identities excluded by pairs files)",
                  self.spec.backbone, len(self.data.train_labels), self.num_classes, len(self.data.val_labels),
                  self.data.excluded_identities)
@@ -673,21 +686,13 @@ class Trainer:
 
     # --- set-up ------------------------------------------------------------------------------------------------------
     def _load_data(self) -> TrainData:
-        """Data first (its class list sizes the head); rank 0 crops and caches, the others read the cache."""
-        from toolkit.models.registry import default_spec
-
+        """Data before the model (its class list sizes the head); rank 0 crops and caches, the others read it."""
         config = self.config
-        if config.init_checkpoint is not None:
-            from toolkit.checkpoint import read_checkpoint_meta
-
-            spec_for_data = read_checkpoint_meta(config.init_checkpoint).spec
-        else:
-            spec_for_data = default_spec(config.backbone, input_size=config.input_size, crop=config.data.crop)
         if self.main:
-            data = load_train_data(config, spec_for_data, self.run_dir, progress=self.progress)
+            data = load_train_data(config, self.spec, self.run_dir, progress=self.progress)
         _barrier(self.dist)
         if not self.main:
-            data = load_train_data(config, spec_for_data, self.run_dir, progress=False, build_cache=False)
+            data = load_train_data(config, self.spec, self.run_dir, progress=False, build_cache=False)
         return data
 
     def _optimiser(self):

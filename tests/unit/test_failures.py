@@ -298,3 +298,21 @@ def test_byte_identical_images_share_one_split(tmp_path):
         splits = assign_splits(paths, (0.5, 0.25, 0.25), f"{seed}:person")
         assert all(splits[k] == splits[k + 10] for k in range(10)), splits
         assert splits.count("test") == 2 * split_counts_for(10, (0.5, 0.25, 0.25))[2]  # counted per unique image
+
+
+def test_labels_json_finds_photos_outside_after_the_csv_moves_deeper(tmp_path):
+    """A run's faces.csv names photos outside the run: moving the run to another depth keeps them found."""
+    from toolkit.data.dataset import FaceRecord, image_root_for, write_faces_csv
+
+    photos = tmp_path / "photos"
+    (photos / "a").mkdir(parents=True)
+    (photos / "a" / "0.png").write_bytes(b"")
+    csv = tmp_path / "runs" / "x" / "prepare" / "faces.csv"
+    csv.parent.mkdir(parents=True)
+    write_faces_csv(csv, [FaceRecord("a/0.png", "a", (0.0, 0.0, 4.0, 4.0), "train", 0)], photos, ["a"])
+    labels = json.loads(csv.with_name("labels.json").read_text())
+    assert labels["image_root"] == "../../../photos" and labels["image_root_absolute"] == str(photos.resolve())
+    deeper = tmp_path / "archive" / "2026" / "x"
+    deeper.parent.mkdir(parents=True)
+    shutil.move(str(csv.parent.parent), str(deeper))
+    assert image_root_for(deeper / "prepare" / "faces.csv") == photos.resolve()

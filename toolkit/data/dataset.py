@@ -65,11 +65,16 @@ def faces_csv_text(records: list[FaceRecord]) -> str:
 
 
 def labels_data(image_root: str | Path, class_names: list[str], labels_dir: str | Path) -> dict:
-    """labels.json's content. ``image_root`` is stored relative to the labels file's folder, so the file carries no
-    machine path and a CSV moved together with its images still finds them."""
-    root = os.path.relpath(Path(image_root).resolve(), Path(labels_dir).resolve())
-    return {"image_root": Path(root).as_posix(), "classes": list(class_names),
+    """labels.json's content. ``image_root`` is stored relative to the labels file's folder (a CSV moved together
+    with its images still finds them); when the images lie outside that folder, ``image_root_absolute`` too (a run
+    folder moved to another depth still finds photos that did not move)."""
+    resolved = Path(image_root).resolve()
+    root = Path(os.path.relpath(resolved, Path(labels_dir).resolve())).as_posix()
+    data = {"image_root": root, "classes": list(class_names),
             "label_of": {name: i for i, name in enumerate(class_names)}}
+    if root.startswith(".."):
+        data["image_root_absolute"] = str(resolved)
+    return data
 
 
 def write_faces_csv(path: str | Path, records: list[FaceRecord], image_root: str | Path, class_names: list[str]) -> None:
@@ -117,9 +122,13 @@ def image_root_for(csv_path: str | Path, override: str | Path | None = None) -> 
         return Path(override)
     labels = labels_path_for(csv_path)
     if labels.is_file():
-        root = read_json(labels, "labels file").get("image_root")
+        data = read_json(labels, "labels file")
+        root, absolute = data.get("image_root"), data.get("image_root_absolute")
         if root:
-            return Path(root) if Path(root).is_absolute() else labels.parent / root  # relative: to labels.json
+            relative = Path(root) if Path(root).is_absolute() else labels.parent / root  # relative: to labels.json
+            if absolute and not relative.is_dir() and Path(absolute).is_dir():
+                return Path(absolute)  # the CSV moved, its images did not
+            return relative
     return Path(csv_path).parent
 
 
