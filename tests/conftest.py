@@ -5,11 +5,18 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+# Under pytest-xdist the workers share the cores: give each its share of torch's intra-op threads (set before torch
+# is imported), or N workers x N threads thrash a small machine.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 
 def shared_root() -> Path | None:
@@ -73,6 +80,31 @@ def face_folder(lfw_dir, tmp_path_factory) -> Path:
     return root
 
 
+def run_root(tmp_path_factory) -> Path:
+    """A folder of this test run shared by all its pytest-xdist workers (each has its own basetemp below it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """``build(folder)`` once per test run, whichever worker asks first; the others wait and reuse it.
+
+    Treat the folder as read-only (copy it before changing anything): every test of the run sees it.
+    """
+    from filelock import FileLock
+
+    root = run_root(tmp_path_factory) / "built-once"
+    root.mkdir(exist_ok=True)
+    folder = root / name
+    with FileLock(str(root / f"{name}.lock")):
+        if not (folder / ".built").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a build that failed half-way
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     """Keep the detection/embedding caches of a test run out of the user's home. The TensorFlow 2.12 runtime venv
@@ -81,8 +113,10 @@ def _isolated_cache(tmp_path_factory):
         from toolkit.constants import cache_root
 
         os.environ["FTK_RUNTIME_CACHE"] = str(cache_root() / "runtimes")  # read before FTK_CACHE_DIR moves
-    if "FTK_CACHE_DIR" not in os.environ:
-        os.environ["FTK_CACHE_DIR"] = str(tmp_path_factory.mktemp("ftk-cache"))
+    if "FTK_CACHE_DIR" not in os.environ:  # one per run, shared by its workers: detections are made once
+        cache = run_root(tmp_path_factory) / "ftk-cache"
+        cache.mkdir(exist_ok=True)
+        os.environ["FTK_CACHE_DIR"] = str(cache)
     yield
 
 
@@ -98,21 +132,44 @@ def synthetic_faces() -> np.ndarray:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, synthetic_faces) -> Path:
     """A tiny-backbone checkpoint with a 4-class head and BatchNorm re-estimated on seeded inputs."""
-    import torch
 
-    from toolkit.checkpoint import CheckpointMeta, save_checkpoint
-    from toolkit.init_checkpoint import recalibrate_batchnorm
-    from toolkit.models.face_model import FaceModel
-    from toolkit.models.registry import default_spec
+    def build(folder: Path) -> None:
+        import torch
 
-    torch.manual_seed(0)
-    spec = default_spec("tiny")
-    model = FaceModel(spec, 4)
-    recalibrate_batchnorm(model, synthetic_faces)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, model, CheckpointMeta(spec=spec, num_classes=4, class_names=list("abcd"),
-                                                weights_source="random+bn-calibrated"))
-    return path
+        from toolkit.checkpoint import CheckpointMeta, save_checkpoint
+        from toolkit.init_checkpoint import recalibrate_batchnorm
+        from toolkit.models.face_model import FaceModel
+        from toolkit.models.registry import default_spec
+
+        torch.manual_seed(0)
+        spec = default_spec("tiny")
+        model = FaceModel(spec, 4)
+        recalibrate_batchnorm(model, synthetic_faces)
+        save_checkpoint(folder / "tiny.pt", model, CheckpointMeta(spec=spec, num_classes=4, class_names=list("abcd"),
+                                                                  weights_source="random+bn-calibrated"))
+
+    # Tests write beside it (evaluation reports): each worker gets its own copy of the one build.
+    dest = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    shutil.copyfile(built_once(tmp_path_factory, "tiny-checkpoint", build) / "tiny.pt", dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_export(tmp_path_factory, tiny_checkpoint) -> Path:
+    """``ftk export`` of the tiny checkpoint (model_float32.tflite + manifest.json), converted once per test run
+    for every test that needs it. Read-only: use :func:`copy_of` before writing beside the model."""
+
+    def build(folder: Path) -> None:
+        from toolkit.export import export_model
+
+        export_model(tiny_checkpoint, folder / "export", progress=False)
+
+    return built_once(tmp_path_factory, "tiny-checkpoint-export", build) / "export"
+
+
+def copy_of(folder: Path, tmp_path_factory, name: str) -> Path:
+    """A private copy of a built-once folder (a test may write into it)."""
+    return Path(shutil.copytree(folder, tmp_path_factory.mktemp(name) / folder.name))
 
 
 def write_checkpoint_claiming_classes(source: Path, dest: Path, num_classes: int) -> Path:

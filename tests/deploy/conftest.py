@@ -60,8 +60,12 @@ def write_manifest(export_dir: Path, spec_dict: dict, files: dict[str, Path]) ->
 
 @pytest.fixture(scope="session")
 def tiny_tflite_models(tmp_path_factory) -> dict[str, Path]:
-    """{"float32", "int8", "dynamic_int8"} -> .tflite path (all in one folder, no manifest)."""
-    return _convert_tiny(tmp_path_factory.mktemp("tiny_tflite"))
+    """{"float32", "int8", "dynamic_int8"} -> .tflite path (all in one folder, no manifest; converted once per test
+    run, read-only)."""
+    from tests.conftest import built_once
+
+    folder = built_once(tmp_path_factory, "deploy-tiny-tflite", _convert_tiny)
+    return {variant: folder / f"model_{variant}.tflite" for variant in ("float32", "int8", "dynamic_int8")}
 
 
 @pytest.fixture(scope="session")

@@ -153,19 +153,18 @@ def test_classification_top1_uses_class_names(pairs_setup, tmp_path):
     assert result.verification is None
 
 
-def test_tflite_export_reuses_crops_and_agrees(evaluated, pairs_setup, tiny_checkpoint, tmp_path):
-    import os
+def test_tflite_export_reuses_crops_and_agrees(evaluated, pairs_setup, tiny_checkpoint_export, tmp_path, caplog):
+    import logging
     from pathlib import Path
 
     from toolkit.embedders import EmbedderOptions
-    from toolkit.export import export_model
 
-    export = export_model(tiny_checkpoint, tmp_path / "export", progress=False)
-    tflite = export.artifacts["float32"].path
-    crops_dir = Path(os.environ["FTK_CACHE_DIR"]) / "crops"
-    before = sorted(crops_dir.glob("*.npz"))
-    result = evaluate_model_file(tflite, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
-    assert sorted(crops_dir.glob("*.npz")) == before  # same spec -> same crops, no new detection or cropping
+    tflite = Path(shutil.copytree(tiny_checkpoint_export, tmp_path / "export")) / "model_float32.tflite"
+    with caplog.at_level(logging.INFO, logger="toolkit.data.faces"):
+        result = evaluate_model_file(tflite, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
+    # Same spec -> the torch evaluation's crops, no new detection or cropping.
+    reused = [r.getMessage() for r in caplog.records if "reusing" in r.getMessage() and "face crops" in r.getMessage()]
+    assert reused and f"reusing {evaluated[1].verification.n_images} cached face crops" in reused[0], caplog.text
     assert result.report_path == tflite.with_name(tflite.stem + ".eval") / "report.json"
     torch_v, tfl_v = evaluated[1].verification, result.verification
     assert result.model_sha256 != evaluated[1].model_sha256

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import built_once
 from tests.unit.export_helpers import lfw_faces_csv, reference_checkpoint, tiny_export
 
 
@@ -21,5 +22,7 @@ def ref_ckpt(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def export_dir(tmp_path_factory, ref_ckpt, faces_csv) -> Path:
-    """Read-only for tests: copy it (export_helpers.copy_export) before changing anything in it."""
-    return tiny_export(tmp_path_factory.mktemp("export"), ref_ckpt, faces_csv)
+    """float32 + int8 export of the tiny reference checkpoint on real LFW crops, converted once per test run.
+    Read-only for tests: copy it (export_helpers.copy_export) before changing anything in it."""
+    return built_once(tmp_path_factory, "tiny-reference-export",
+                      lambda folder: tiny_export(folder, ref_ckpt, faces_csv)) / "tiny_export"

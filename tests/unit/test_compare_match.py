@@ -248,30 +248,11 @@ def test_bad_gallery_files(tmp_path):
 
 # --- .tflite: the same code path ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_tflite(tiny_checkpoint, tmp_path_factory) -> Path:
-    """The tiny checkpoint as float32 .tflite + manifest.json (ftk export when present, else litert-torch)."""
-    out = tmp_path_factory.mktemp("tflite")
-    try:
-        from toolkit.export import export_model
-    except ImportError:
-        export_model = None
-    if export_model is not None:
-        result = export_model(tiny_checkpoint, out, progress=False)
-        return Path(result.artifacts["float32"].path)
-    import litert_torch
-    import torch
+def tiny_tflite(tiny_checkpoint_export, tmp_path_factory) -> Path:
+    """This module's copy of the run's tiny float32 export (.tflite + manifest.json)."""
+    from tests.conftest import copy_of
 
-    from toolkit.checkpoint import load_checkpoint
-    from toolkit.models.face_model import embedding_model_from
-
-    loaded = load_checkpoint(tiny_checkpoint)
-    spec = loaded.model.spec
-    module = embedding_model_from(loaded.model)
-    sample = (torch.rand(1, spec.input_size, spec.input_size, 3) * 255,)
-    path = out / "model_float32.tflite"
-    litert_torch.convert(module, sample).export(str(path))
-    (out / "manifest.json").write_text(json.dumps({"spec": spec.to_dict()}))
-    return path
+    return copy_of(tiny_checkpoint_export, tmp_path_factory, "tflite") / "model_float32.tflite"
 
 
 def test_tflite_runs_the_same_path(tiny_tflite, tiny_embedder, tiny_gallery, face_folder, detector, tmp_path):
