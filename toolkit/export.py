@@ -653,12 +653,12 @@ def export_model(
     int8 = "int8" in extra
     if int8 and calibration is None:
         raise InputError("int8 export needs calibration faces",
-                         hint="pass --calibration DIR_OR_CSV with a few hundred real face photos")
+                         hint="pass --faces DIR_OR_CSV with a few hundred real face photos")
     if int8 and calibration_limit < MIN_CALIBRATION_FACES:
         raise InputError(f"--calibration-limit {calibration_limit} is too small; int8 needs at least "
                          f"{MIN_CALIBRATION_FACES} calibration faces (a few hundred recommended)")
     if calibration is not None and not int8:
-        log.warning("--calibration is only used with --quantize int8; ignoring it")
+        log.warning("--faces (calibration) is only used with --quantize int8; ignoring it")
     if keep_float and not int8:
         raise InputError("--keep-float only applies to the int8 export", hint="add --quantize int8")
     if calibration_batch < 1:

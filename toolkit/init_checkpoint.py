@@ -92,8 +92,8 @@ def init_checkpoint(out: str | Path, backbone: str = "inception_resnet_v1", num_
     n_faces = 0
     if calibration is not None:
         if weights is not None:
-            log.warning("--calibration re-estimates BatchNorm statistics and replaces the ones in %s; for "
-                        "pretrained weights that usually costs accuracy: leave --calibration out", Path(weights).name)
+            log.warning("--faces re-estimates BatchNorm statistics and replaces the ones in %s; for "
+                        "pretrained weights that usually costs accuracy: leave --faces out", Path(weights).name)
         faces = load_face_crops(calibration, spec, limit=calibration_limit, seed=seed, progress=progress, pick=pick,
                                 min_faces=2)
         recalibrate_batchnorm(model, faces.images, progress=progress)

@@ -1,6 +1,6 @@
 """Parity: does a .tflite compute the same embeddings as the PyTorch checkpoint it was exported from?
 
-Both run on the same face crops (real crops from ``--images``, or the stored reference inputs) through the one
+Both run on the same face crops (real crops from ``--faces``, else the held-out faces the export recorded, else the stored reference inputs) through the one
 Embedder interface. Besides per-image cosine and max abs difference, the report looks at what a face-matching app
 actually sees: the pairwise similarity matrix (its deviation is what moves scores across a threshold), whether each
 face keeps its nearest neighbour, and whether same/different decisions at a threshold agree.

@@ -64,8 +64,8 @@ def parse_threads(text: str | Sequence[int]) -> list[int]:
         except ValueError:
             values = []
     if not values or min(values) < 1:
-        raise InputError(f"--threads must be a comma-separated list of positive integers, got {text!r}",
-                         hint="e.g. --threads 1,2,4")
+        raise InputError(f"--threads must be positive integers, got {text!r}",
+                         hint="e.g. --threads 1 --threads 2 (or the old 1,2)")
     return list(dict.fromkeys(values))
 
 

@@ -21,7 +21,7 @@ echo "bf16 bs128 speed $speed img/s, $n_train train faces -> $epochs epochs"
 sed -i "s/^epochs: .*/epochs: $epochs/; s/T_0: [0-9]*/T_0: $epochs/" carry/device/leakfree_inception_gpu.yaml
 t0=$(date +%s)
 timeout -s INT "${TRAIN_S:-180}" python3 -m toolkit.cli train --config carry/device/leakfree_inception_gpu.yaml \
-  --no-progress --json >"$OUT/train.json" 2>"$OUT/train.log"
+  --quiet --json >"$OUT/train.json" 2>"$OUT/train.log"
 echo "train rc=$? in $(( $(date +%s) - t0 )) s"; tail -3 "$OUT/train.log"
 run=carry/device/run
 cp "$run/results.csv" "$run/curves.png" "$OUT/" 2>/dev/null
