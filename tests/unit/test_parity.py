@@ -251,3 +251,13 @@ def test_layers_reports_per_layer_sqnr_and_finds_a_broken_layer(export_dir, ref_
 
     code, _, err = run_cli(["parity-check", model, "--checkpoint", ref_ckpt, "--layers"], capsys)
     assert code == 2 and "--layers needs --images" in err
+
+
+def test_parity_faces_0_records_no_sample_and_says_to_pass_faces(ref_ckpt, faces_csv, tmp_path, capsys):
+    code, out, err = run_cli(["export", ref_ckpt, "--out", tmp_path / "exp", "--quantize", "int8", "--faces",
+                              faces_csv, "--parity-faces", "0", "--quiet"], capsys)
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "exp" / "manifest.json").read_text())
+    assert "parity_sample" not in manifest and not (tmp_path / "exp" / "parity_faces.npz").exists()
+    assert "int8 calibrated on 50 faces\n" in out and "model_int8.tflite --checkpoint" in out
+    assert out.rstrip().endswith("--faces DIR_OR_CSV")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from toolkit.commands.common import FACES_PICK_NOTE, faces_option, pick_option, quiet_option
-from toolkit.constants import DEFAULT_CALIBRATION_FACES
+from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PARITY_FACES
 
 
 @click.command("export")
@@ -19,6 +19,9 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES
 @faces_option("--calibration", "int8 calibrates on them.")
 @click.option("--calibration-limit", type=int, default=DEFAULT_CALIBRATION_FACES, show_default=True,
               help="How many of --faces to calibrate on (at least 16; under 100 warns).")
+@click.option("--parity-faces", type=click.IntRange(min=0), default=DEFAULT_PARITY_FACES, show_default=True,
+              help="int8: read this many more faces and hold them out of calibration (by image content hash) for "
+                   "`ftk parity-check` (parity_faces.npz; at most a fifth of the faces read; 0: none).")
 @click.option("--calibration-batch", type=int, default=1, show_default=True,
               help="int8: faces per calibration step (> 1 observes on a batch-dimension graph, then converts the "
                    "batch-1 graph).")
@@ -31,7 +34,7 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @quiet_option()
 @pick_option(FACES_PICK_NOTE)
-def export_cmd(checkpoint, out_dir, quantize, faces, calibration_limit, calibration_batch, keep_float,
+def export_cmd(checkpoint, out_dir, quantize, faces, calibration_limit, parity_faces, calibration_batch, keep_float,
                input_size, overwrite, as_json, quiet, pick):
     """Export CHECKPOINT's head-less embedding model to TFLite, with a manifest (spec, ops, runtime, hashes)."""
     from toolkit.commands.common import echo_json
@@ -41,7 +44,7 @@ def export_cmd(checkpoint, out_dir, quantize, faces, calibration_limit, calibrat
     result = export_model(checkpoint, out_dir, quantize=quantize, calibration=faces,
                           calibration_limit=calibration_limit, input_size=input_size, overwrite=overwrite,
                           progress=not quiet and not as_json, keep_float=layers,
-                          calibration_batch=calibration_batch, pick=pick)
+                          calibration_batch=calibration_batch, pick=pick, parity_faces=parity_faces)
     if as_json:
         echo_json(result.summary())
         return
@@ -51,11 +54,14 @@ def export_cmd(checkpoint, out_dir, quantize, faces, calibration_limit, calibrat
                    f"{art.peak_rss_bytes / 2**20:.0f} MiB")
     if result.folded_blocks:
         click.echo(f"folded {result.folded_blocks} residual scales before int8 quantisation")
+    sample = result.manifest.get("parity_sample")
     if result.calibration_faces:
-        click.echo(f"int8 calibrated on {result.calibration_faces} faces")
+        held = f"; {sample['faces']} more held out for parity-check ({sample['file']})" if sample else ""
+        click.echo(f"int8 calibrated on {result.calibration_faces} faces{held}")
     if result.stages:
         click.echo("stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.stages.items())
                    + f"; total {result.total_seconds:.1f} s")
     click.echo(f"wrote {result.manifest_path}")
-    click.echo(f"next: ftk parity-check {result.out_dir}/model_float32.tflite --checkpoint {checkpoint} "
-               f"--faces DIR_OR_CSV")
+    first = "model_int8.tflite" if "int8" in result.artifacts else "model_float32.tflite"
+    faces_hint = "" if sample else " --faces DIR_OR_CSV"
+    click.echo(f"next: ftk parity-check {result.out_dir}/{first} --checkpoint {checkpoint}{faces_hint}")
