@@ -642,9 +642,9 @@ def export_model(
 
     ``quantize``: None, "int8", "float16" or "int8,float16". ``keep_float``: backbone layer names the int8 graph
     leaves in float. ``calibration_batch``: faces per observation step (a batch-dimension graph when > 1).
-    ``pick``: the face-picking rule for a calibration photo folder. ``parity_faces``: how many extra faces to read
-    and hold out of calibration (by image content hash) for ``ftk parity-check`` (``parity_faces.npz``, at most a
-    fifth of the faces read; 0: none).
+    ``pick``: the face-picking rule for a calibration photo folder. ``parity_faces``: how many faces beyond
+    ``calibration_limit`` to read and hold out of calibration (by image content hash) for ``ftk parity-check``
+    (``parity_faces.npz``; none when fewer than 8 can be spared; 0: none).
     """
     from toolkit.checkpoint import LoadedCheckpoint, load_checkpoint
 
@@ -744,12 +744,13 @@ def _read_calibration(plan: CalibrationPlan, spec: ModelSpec, progress: bool):
         raise NoFacesError(f"not enough calibration faces for int8: {exc.message}",
                            hint=f"int8 needs at least {MIN_CALIBRATION_FACES} real face photos, "
                                 "a few hundred recommended") from None
-    calib, held, digests = split_held_out(crops, plan.parity_faces, plan.seed)
+    calib, held, digests = split_held_out(crops, plan.limit, plan.parity_faces, plan.seed)
     if len(calib) < WARN_CALIBRATION_FACES:
         log.warning("only %d calibration faces; int8 activation ranges are more reliable with %d or more",
                     len(calib), WARN_CALIBRATION_FACES)
     if plan.parity_faces and not len(held):
-        log.warning("too few faces (%d) to hold any out for parity; parity-check will need --faces", len(crops))
+        log.warning("%d faces read, none to spare beyond --calibration-limit %d for a held-out parity sample; "
+                    "parity-check will need --faces", len(crops), plan.limit)
     info = {"source": str(plan.source), "faces": len(calib), "held_out_for_parity": len(held),
             "rejected": len(crops.rejects), "limit": plan.limit, "seed": plan.seed, "pick": plan.pick,
             "crops_sha256": _array_sha256(calib.images)}

@@ -172,9 +172,7 @@ def test_parity_faces_and_images_mean_the_same(stub, tmp_path):
     new = run_stubbed(calls, *args, "--faces", "held")
     old = run_stubbed(calls, *args, "--images", "held")
     assert new == old and new["images"] == "held"
-    assert run_stubbed(calls, *args)["images"] is None  # the library picks its default
-    code, _, err = ftk(*args, "--layers")  # refused before any model work, naming both spellings
-    assert_usage_error(code, err, "--layers needs --images/--faces")
+    assert run_stubbed(calls, *args)["images"] is None  # the library picks its default (the held-out faces)
 
 
 # ---------------------------------------------------------------------------------------------------------------

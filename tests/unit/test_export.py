@@ -47,7 +47,7 @@ def test_export_writes_both_artifacts_and_manifest(export_dir, ref_ckpt):
     assert {"QUANTIZE", "DEQUANTIZE"} <= set(_ops(i8)) and "int8" in i8["weight_types"]
     assert "QUANTIZE" not in _ops(f32) and f32["weight_types"] == ["float32"]
     quant = i8["quantization"]
-    assert quant["method"] == "pt2e-static" and quant["calibration"]["faces"] == 40  # 50 read, 10 held out for parity
+    assert quant["method"] == "pt2e-static" and quant["calibration"]["faces"] == 40  # of 50 read: the limit, 10 held out
     # The tiny backbone has no residual blocks to fold.
     assert quant["folded_residual_scales"] == 0
     assert i8["size_bytes"] < f32["size_bytes"]

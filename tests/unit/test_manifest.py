@@ -66,7 +66,7 @@ def test_export_embeds_the_contract_in_each_file(export_dir, ref_ckpt):
         assert str(ref_ckpt.parent) not in json.dumps(embedded)
     calibration = read_contract(export_dir / NAMES["int8"])["calibration"]
     manifest_calibration = manifest["artifacts"][NAMES["int8"]]["quantization"]["calibration"]
-    # 50 faces read: a fifth held out for parity (toolkit.held_out), 40 calibrated on.
+    # 50 faces read: 40 calibrated on (--calibration-limit 40), the 10 beyond held out for parity.
     assert calibration["faces"] == manifest_calibration["faces"] == 40
     assert calibration["crops_sha256"] == manifest_calibration["crops_sha256"]
     assert calibration["source"] == Path(manifest_calibration["source"]).name

@@ -112,7 +112,8 @@ def test_reference_inputs_are_used_without_images_or_a_recorded_sample(export_di
 
 # --- the held-out sample an int8 export records ------------------------------------------------------------------------
 def test_export_records_a_held_out_sample_disjoint_from_calibration(export_dir, faces_csv):
-    """50 CSV faces: 10 (a fifth) held out by image content, 40 calibrated on; the manifest's hashes are the files'."""
+    """50 CSV faces, --calibration-limit 40: the 10 beyond it held out by image content, 40 calibrated on; the
+    manifest's hashes are the files'."""
     from toolkit.io import sha256_file
 
     manifest = json.loads((export_dir / "manifest.json").read_text())
@@ -139,6 +140,8 @@ def test_parity_check_runs_out_of_the_box_on_the_held_out_faces(export_dir, ref_
 
 
 def test_a_tampered_or_overlapping_sample_is_refused(export_dir, ref_ckpt, tmp_path, capsys):
+    from toolkit.io import sha256_file
+
     tampered = shutil.copytree(export_dir, tmp_path / "tampered")
     with np.load(tampered / "parity_faces.npz", allow_pickle=False) as data:
         images, paths = data["images"].copy(), data["paths"]
@@ -148,10 +151,29 @@ def test_a_tampered_or_overlapping_sample_is_refused(export_dir, ref_ckpt, tmp_p
     manifest = json.loads((overlapping / "manifest.json").read_text())
     manifest["parity_sample"]["calibration_images_sha256"].append(manifest["parity_sample"]["images"][0]["sha256"])
     (overlapping / "manifest.json").write_text(json.dumps(manifest))
-    for folder, needle in ((tampered, "does not match the sha256"), (overlapping, "also calibration faces")):
+    cases = [(tampered, "does not match the sha256"), (overlapping, "also calibration faces")]
+    # Malformed entries and files whose sha256 the manifest was edited to match: refused, never a crash.
+    for name, edit, needle in [
+        ("as-string", lambda m, d: m.__setitem__("parity_sample", "parity_faces.npz"), "expected an object"),
+        ("bad-images", lambda m, d: m["parity_sample"].__setitem__("images", ["abc"]), "images must be a list"),
+        ("bad-calib", lambda m, d: m["parity_sample"].__setitem__("calibration_images_sha256", 5), "list of hashes"),
+        ("not-zip", lambda m, d: (d / "parity_faces.npz").write_bytes(b"\x80\x04junk"), "not a parity sample"),
+        ("float-images", lambda m, d: np.savez(d / "parity_faces.npz", images=np.zeros((2, 32, 32, 3), np.float32),
+                                                 paths=np.array(["a", "b"])), "not uint8 [N, S, S, 3]"),
+        ("short-paths", lambda m, d: np.savez(d / "parity_faces.npz", images=np.zeros((2, 32, 32, 3), np.uint8),
+                                                paths=np.array(["a"])), "not uint8 [N, S, S, 3]"),
+    ]:
+        folder = shutil.copytree(export_dir, tmp_path / name)
+        manifest = json.loads((folder / "manifest.json").read_text())
+        edit(manifest, folder)
+        if isinstance(manifest["parity_sample"], dict):
+            manifest["parity_sample"]["sha256"] = sha256_file(folder / "parity_faces.npz")
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        cases.append((folder, needle))
+    for folder, needle in cases:
         code, _, err = run_cli(["parity-check", folder / "model_int8.tflite", "--checkpoint", ref_ckpt], capsys)
         lines = error_lines(err)
-        assert code == 2 and len(lines) == 1 and needle in lines[0], err
+        assert code == 2 and len(lines) == 1 and needle in lines[0], (folder.name, err)
 
 
 def test_weights_changed_after_export_fail(export_dir, ref_ckpt, faces_csv, tmp_path, capsys):
@@ -249,8 +271,22 @@ def test_layers_reports_per_layer_sqnr_and_finds_a_broken_layer(export_dir, ref_
     assert by_name["features.6"] < 10 and by_name["features.0"] > 15
     assert errors[0].layer in ("features.6", "last_linear")
 
-    code, _, err = run_cli(["parity-check", model, "--checkpoint", ref_ckpt, "--layers"], capsys)
-    assert code == 2 and "--layers needs --images" in err
+    # Without --faces: the faces the export held out (10), as for parity itself.
+    code, out, err = run_cli(["parity-check", model, "--checkpoint", ref_ckpt, "--layers", "--json"], capsys)
+    assert code == 0, err
+    assert {e["layer"] for e in json.loads(out[out.index("{"):])["layers"]} == set(names)
+
+
+def test_both_limits_are_honoured(ref_ckpt, faces_csv, tmp_path, capsys):
+    """--calibration-limit 20 --parity-faces 12 on 50 faces: 20 calibrated on, 12 held out, 18 not read."""
+    code, out, err = run_cli(["export", ref_ckpt, "--out", tmp_path / "exp", "--quantize", "int8", "--faces",
+                              faces_csv, "--calibration-limit", "20", "--parity-faces", "12", "--quiet"], capsys)
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "exp" / "manifest.json").read_text())
+    calibration = manifest["artifacts"]["model_int8.tflite"]["quantization"]["calibration"]
+    assert calibration["faces"] == 20 and calibration["limit"] == 20 and manifest["parity_sample"]["faces"] == 12
+    assert "int8 calibrated on 20 faces; 12 more held out for parity-check (parity_faces.npz)" in out
+    assert out.rstrip().endswith("model_int8.tflite --checkpoint " + str(ref_ckpt))
 
 
 def test_parity_faces_0_records_no_sample_and_says_to_pass_faces(ref_ckpt, faces_csv, tmp_path, capsys):

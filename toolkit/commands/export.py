@@ -20,8 +20,9 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PARITY_FACES
 @click.option("--calibration-limit", type=int, default=DEFAULT_CALIBRATION_FACES, show_default=True,
               help="How many of --faces to calibrate on (at least 16; under 100 warns).")
 @click.option("--parity-faces", type=click.IntRange(min=0), default=DEFAULT_PARITY_FACES, show_default=True,
-              help="int8: read this many more faces and hold them out of calibration (by image content hash) for "
-                   "`ftk parity-check` (parity_faces.npz; at most a fifth of the faces read; 0: none).")
+              help="int8: read up to this many faces beyond --calibration-limit and hold them out of calibration (by "
+                   "image content hash) for `ftk parity-check` (parity_faces.npz; none when fewer than 8 can be "
+                   "spared; 0: none).")
 @click.option("--calibration-batch", type=int, default=1, show_default=True,
               help="int8: faces per calibration step (> 1 observes on a batch-dimension graph, then converts the "
                    "batch-1 graph).")

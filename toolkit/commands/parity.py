@@ -31,7 +31,7 @@ from toolkit.constants import DEFAULT_PARITY_FACES
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--layers", "layers", is_flag=True,
               help="int8: also print each quantised layer's error (SQNR vs the float graph, lowest first), to "
-                   "pick layers for `ftk export --keep-float`. Needs --faces.")
+                   "pick layers for `ftk export --keep-float`. On --faces, else the faces the export held out.")
 @click.option("--layers-top", type=int, default=15, show_default=True, help="Rows of the --layers table.")
 @quiet_option()
 @pick_option(FACES_PICK_NOTE)
@@ -46,11 +46,6 @@ def parity_cmd(model, checkpoint, faces, limit, tolerance, precision, threshold,
     from toolkit.parity import parse_tolerances, parity_check
 
     tolerances = parse_tolerances(tolerance)
-    if layers and faces is None:
-        from toolkit.errors import InputError
-
-        # both spellings named: the message still matches what users (and tests) of the old --images grep for
-        raise InputError("--layers needs --images/--faces DIR_OR_CSV (real faces: int8 was calibrated on faces)")
     if out_path:
         check_outputs_free([Path(out_path)], overwrite)
     report = parity_check(model, checkpoint, images=faces, limit=limit, tolerances=tolerances,

@@ -62,7 +62,7 @@ class FaceCrops:
     rejects: list[tuple[str, str]] = field(default_factory=list)  # (path, why) of images left out
     fallback: list[str] = field(default_factory=list)  # images cropped at the median face position (no face found)
     faces: list[Detection | None] = field(default_factory=list)  # the picked face per row (None: fallback / CSV)
-    faces_found: list[int] = field(default_factory=list)  # detections per row (0 for a fallback)
+    faces_found: list[int] = field(default_factory=list)  # detections per row (0: a fallback, -1: not known)
     key: str | None = None  # identifies the image files and the crop settings (keys the embedding cache)
 
     def __len__(self) -> int:
@@ -332,8 +332,9 @@ def cached_crops(paths: Sequence[str | Path], spec: ModelSpec, *, detector: Face
         log.info("reusing %d cached face crops from %s", len(cached["images"]), cache_path)
         kept = [str(paths[i]) for i in cached["kept"]]
         rejected = sorted(set(map(str, paths)) - set(kept))
+        # The crop cache keeps images, not detections: faces / faces_found are unknown (None / -1) on a hit.
         return FaceCrops(cached["images"], kept, [(p, "no face detected") for p in rejected],
-                         [str(paths[i]) for i in cached["fallback"]], key=key)
+                         [str(paths[i]) for i in cached["fallback"]], [None] * len(kept), [-1] * len(kept), key=key)
     with _cropper(spec, simulate_app) as crop:
         crops = crop_images(paths, spec, detector=detector, pick=pick, missing=missing, progress=progress, crop=crop)
     crops.key = key
