@@ -800,6 +800,7 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
     if "int8" in outputs:
         t0 = time.perf_counter()
         calib, held, digests, calibration_info = _read_calibration(calibration, spec, progress)
+        calibration_info["source"] = _beside_or_absolute(calibration.source, out_dir)
         faces = calib.images
         held_out = (held, calib, digests) if len(held) else None
         stages["crops"] = time.perf_counter() - t0
@@ -839,7 +840,8 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
             export_info = {"stages_seconds": {k: round(v, 2) for k, v in stages.items()},
                            "calibration_batch": calibration_batch if faces is not None else None}
             manifest = build_manifest(loaded, spec, artifacts, export_info, out_dir)
-            sample_tmp = _stage_parity_sample(manifest, held_out, work, calibration.source)
+            source = calibration_info["source"] if calibration_info else None
+            sample_tmp = _stage_parity_sample(manifest, held_out, work, source)
             from toolkit.manifest import finalize_export  # contract into each .tflite, then its final sha256 and size
             finalize_export(manifest, artifacts, tmp_paths)
             write_json_atomic(manifest_tmp, manifest)
@@ -1090,6 +1092,13 @@ def _relative_to(path: Path | str, folder: Path | None) -> str:
     if folder is None:
         return str(path)
     return Path(os.path.relpath(Path(path).resolve(), Path(folder).resolve())).as_posix()
+
+
+def _beside_or_absolute(path: Path | str, out_dir: Path) -> str:
+    """Relative to ``out_dir`` when ``path`` lies in the folder that holds it (a run's prepare/faces.csv beside its
+    export/: a moved run folder still names it), else absolute (data elsewhere on the machine)."""
+    resolved, parent = Path(path).resolve(), Path(out_dir).resolve().parent
+    return _relative_to(resolved, out_dir) if resolved.is_relative_to(parent) else str(resolved)
 
 
 def artifact_entry(tflite_path: str | Path) -> dict[str, Any] | None:

@@ -72,7 +72,7 @@ def write_sample(path: Path, held: FaceCrops) -> str:
 def manifest_entry(held: FaceCrops, calibration: FaceCrops, digests: dict[str, str], file_sha256: str,
                    source: str | Path) -> dict[str, Any]:
     return {
-        "file": SAMPLE_NAME, "sha256": file_sha256, "faces": len(held), "source": str(source),
+        "file": SAMPLE_NAME, "sha256": file_sha256, "faces": len(held), "source": str(source),  # as the manifest has it
         "images": [{"path": p, "sha256": digests[p]} for p in held.paths],
         "calibration_images_sha256": sorted({digests[p] for p in calibration.paths}),
     }

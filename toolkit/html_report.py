@@ -213,7 +213,9 @@ def _parity_section(report: dict[str, Any], base: Path) -> str:
                      f"{m.get('max_abs_diff', float('nan')):.4g}",
                      f"{m.get('max_similarity_deviation', float('nan')):.4g}",
                      _pct(m.get("nn_agreement")), _pct(m.get("decision_agreement")), ok])
-    return "<h2>Parity (TFLite vs PyTorch on real face crops)</h2>\n" + _table(
+    sources = sorted({str(rep.get("faces_source")) for rep in parity.values() if rep.get("faces_source")})
+    said = "".join(f"<p class='muted'>faces: {html.escape(src)}</p>" for src in sources)
+    return "<h2>Parity (TFLite vs PyTorch on real face crops)</h2>\n" + said + _table(
         ["precision", "faces", "cos mean", "cos min", "max |diff|", "sim-matrix max dev", "NN agree %",
          "decision agree %", "verdict"], rows)
 

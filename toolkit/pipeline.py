@@ -25,7 +25,7 @@ from typing import Any, Callable, Literal
 
 from toolkit import __version__
 from toolkit.config import dump_config, from_dict, load_config, to_plain
-from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_FAR
+from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_FAR, PARITY_SAMPLE_NAME
 from toolkit.errors import CheckFailed, ConfigError, DependencyError, InputError
 from toolkit.io import ensure_writable_dir, read_json, sha256_file, sha256_text, write_json_atomic
 
@@ -507,6 +507,8 @@ def export_stage(run: RunContext) -> Stage:
                            overwrite=True, progress=run.progress)
         summary = res.summary()
         files = [a["path"] for a in summary["artifacts"].values()] + [summary.get("manifest")]
+        if "parity_sample" in res.manifest:  # the faces calibration did not see: the parity stage uses them
+            files.append(str(folder / PARITY_SAMPLE_NAME))
         return StageOutput(summary, [f for f in files if f])
 
     return Stage("export", {**_settings(c.export), "checkpoint": FileInput(checkpoint), "faces": run.faces()}, work)
@@ -534,7 +536,10 @@ def evaluate_stage(run: RunContext) -> Stage:
 
 
 def parity_stage(run: RunContext) -> Stage:
+    """torch vs LiteRT on the faces the export held out of calibration (else the prepared faces)."""
     checkpoint, faces_csv, artifacts, limit = run.shipped, run.faces_csv, run.artifacts, run.config.parity.limit
+    sample = next(iter(artifacts.values())).with_name(PARITY_SAMPLE_NAME) if artifacts else None
+    held_out = sample is not None and sample.is_file()
     # Decisions are compared at the threshold the app will use: the one calibrated for the float model.
     threshold = next((row.get("threshold") for row in run.result("evaluate")["ladder"] if row["model"] == "pytorch"),
                      None)
@@ -544,14 +549,15 @@ def parity_stage(run: RunContext) -> Stage:
 
         out, files = {}, []
         for precision, path in artifacts.items():
-            out[precision] = parity_check(path, checkpoint, images=faces_csv, limit=limit, threshold=threshold,
-                                          progress=run.progress).to_dict()
+            out[precision] = parity_check(path, checkpoint, images=None if held_out else faces_csv, limit=limit,
+                                          threshold=threshold, progress=run.progress).to_dict()
             files.append(folder / f"parity_{precision}.json")
             write_json_atomic(files[-1], to_run_relative(out[precision], run.root))
         return StageOutput(out, files)
 
     return Stage("parity", {"limit": limit, "threshold": threshold, "checkpoint": FileInput(checkpoint),
-                            "models": {p: FileInput(a) for p, a in artifacts.items()}, "faces": run.faces()}, work)
+                            "models": {p: FileInput(a) for p, a in artifacts.items()},
+                            "faces": FileInput(sample) if held_out else run.faces()}, work)
 
 
 def bench_stage(run: RunContext) -> Stage | None:

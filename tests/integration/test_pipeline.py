@@ -67,7 +67,7 @@ evaluate:
   leak_free: false   # the tiny face folder has only the pairs' people
 export:
   quantize: true
-  calibration_limit: 32
+  calibration_limit: 24   # of the 36 prepared faces: the 12 beyond it are held out for parity
 parity:
   limit: 16
 bench:
@@ -153,6 +153,10 @@ def test_pipeline_end_to_end_and_cached_rerun(finished_run, tmp_path):
                                              "ScannerActivity.kt").read_text()
     assert set(report["parity"]) == {"float32", "int8"}
     assert report["parity"]["float32"]["passed"], report["parity"]["float32"]["failures"]
+    # Parity ran on the faces the export held out of calibration, and the report says so.
+    for rep in report["parity"].values():
+        assert rep["faces_source"].startswith("12 held-out faces") and rep["metrics"]["faces"] == 12, rep
+    assert "faces: 12 held-out faces" in result.report_html.read_text()
     html = result.report_html.read_text()
     assert "Accuracy ladder" in html and "data:image/png;base64," in html
     assert "Deploy into the app" in html and "app after deploy (int8)" in html and ": compatible" in html
