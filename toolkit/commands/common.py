@@ -15,9 +15,24 @@ FACES_HELP = "Real face photos: a Person/*.jpg folder (detected with MTCNN) or a
 
 
 def faces_option(old_name: str, help: str, exists: bool = False):
-    """--faces DIR_OR_CSV (parameter ``faces``), with the command's old spelling kept as an alias."""
-    return click.option("--faces", old_name, "faces", type=click.Path(exists=exists), default=None,
-                        metavar="DIR_OR_CSV", help=f"{FACES_HELP} {help} (Old spelling: {old_name}.)")
+    """--faces DIR_OR_CSV (parameter ``faces``), with the command's old spelling kept as an alias; both spellings
+    with different values are a usage error (click alone would silently keep the last)."""
+    import functools
+
+    def decorate(command):
+        @functools.wraps(command)  # keeps the options declared below this one
+        def merged(*args, faces=None, faces_old_spelling=None, **kwargs):
+            if faces is not None and faces_old_spelling is not None and faces != faces_old_spelling:
+                raise click.UsageError(f"--faces {faces} and {old_name} {faces_old_spelling} disagree; give one "
+                                       "(--faces is the new spelling)")
+            return command(*args, faces=faces if faces is not None else faces_old_spelling, **kwargs)
+
+        merged = click.option(old_name, "faces_old_spelling", type=click.Path(exists=exists), default=None,
+                              hidden=True)(merged)
+        return click.option("--faces", "faces", type=click.Path(exists=exists), default=None, metavar="DIR_OR_CSV",
+                            help=f"{FACES_HELP} {help} (Old spelling: {old_name}.)")(merged)
+
+    return decorate
 
 
 def quiet_option(*old_names: str):
