@@ -184,3 +184,26 @@ def write_checkpoint_claiming_classes(source: Path, dest: Path, num_classes: int
     payload["metadata_json"] = json.dumps(meta)
     torch.save(payload, dest)
     return dest
+
+
+# Test files that take longest (seconds on this 2-core machine, `pytest --durations`), run first: pytest-xdist hands
+# whole files to workers in collection order, so starting the long ones early keeps both workers busy to the end.
+SLOW_FILES_FIRST = [
+    "integration/test_export_inception.py",  # ~120 s: InceptionResnetV1 float32 + int8 conversions
+    "integration/test_mobilefacenet.py",  # ~56 s
+    "deploy/test_kotlin_preprocessor.py",  # ~53 s: kotlinc + 1600 crops on the JVM
+    "unit/test_export.py",  # ~52 s
+    "unit/test_train.py",  # ~46 s
+    "integration/test_pipeline.py",  # ~38 s
+    "deploy/test_contract_metadata.py",  # ~26 s: TensorFlow 2.12 in its venv
+]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FILES_FIRST)}
+
+    def order(item) -> int:
+        path = Path(str(item.fspath)).as_posix()
+        return next((rank[name] for name in rank if path.endswith("tests/" + name)), len(rank))
+
+    items.sort(key=order)  # stable: the tests of a file, and the other files, keep their order

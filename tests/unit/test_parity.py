@@ -277,23 +277,36 @@ def test_layers_reports_per_layer_sqnr_and_finds_a_broken_layer(export_dir, ref_
     assert {e["layer"] for e in json.loads(out[out.index("{"):])["layers"]} == set(names)
 
 
-def test_both_limits_are_honoured(ref_ckpt, faces_csv, tmp_path, capsys):
-    """--calibration-limit 20 --parity-faces 12 on 50 faces: 20 calibrated on, 12 held out, 18 not read."""
+def test_calibration_limit_is_honoured_and_parity_faces_0_records_no_sample(ref_ckpt, faces_csv, tmp_path, capsys):
+    """--calibration-limit 20 --parity-faces 0 on 50 faces: exactly 20 calibrated on, nothing held out (the
+    export_dir fixture covers a held-out sample: limit 40, the 10 beyond it)."""
     code, out, err = run_cli(["export", ref_ckpt, "--out", tmp_path / "exp", "--quantize", "int8", "--faces",
-                              faces_csv, "--calibration-limit", "20", "--parity-faces", "12", "--quiet"], capsys)
+                              faces_csv, "--calibration-limit", "20", "--parity-faces", "0", "--quiet"], capsys)
     assert code == 0, err
     manifest = json.loads((tmp_path / "exp" / "manifest.json").read_text())
     calibration = manifest["artifacts"]["model_int8.tflite"]["quantization"]["calibration"]
-    assert calibration["faces"] == 20 and calibration["limit"] == 20 and manifest["parity_sample"]["faces"] == 12
-    assert "int8 calibrated on 20 faces; 12 more held out for parity-check (parity_faces.npz)" in out
-    assert out.rstrip().endswith("model_int8.tflite --checkpoint " + str(ref_ckpt))
-
-
-def test_parity_faces_0_records_no_sample_and_says_to_pass_faces(ref_ckpt, faces_csv, tmp_path, capsys):
-    code, out, err = run_cli(["export", ref_ckpt, "--out", tmp_path / "exp", "--quantize", "int8", "--faces",
-                              faces_csv, "--parity-faces", "0", "--quiet"], capsys)
-    assert code == 0, err
-    manifest = json.loads((tmp_path / "exp" / "manifest.json").read_text())
+    assert calibration["faces"] == 20 and calibration["limit"] == 20 and calibration["held_out_for_parity"] == 0
     assert "parity_sample" not in manifest and not (tmp_path / "exp" / "parity_faces.npz").exists()
-    assert "int8 calibrated on 50 faces\n" in out and "model_int8.tflite --checkpoint" in out
+    assert "int8 calibrated on 20 faces\n" in out and "model_int8.tflite --checkpoint" in out
     assert out.rstrip().endswith("--faces DIR_OR_CSV")
+
+
+def test_split_held_out_takes_only_what_is_beyond_the_limit_and_never_splits_a_duplicate(tmp_path):
+    from toolkit.data.faces import FaceCrops
+    from toolkit.held_out import split_held_out
+
+    paths = []
+    for i in range(50):  # 50 photos, of which 5 pairs are byte-identical copies
+        path = tmp_path / f"{i:02d}.jpg"
+        path.write_bytes(f"photo {i if i < 40 else i - 10}".encode())
+        paths.append(str(path))
+    crops = FaceCrops(np.arange(50, dtype=np.uint8).reshape(50, 1, 1, 1).repeat(3, axis=3), paths)
+    calib, held, digests = split_held_out(crops, calibration_limit=20, wanted=12, seed=0)
+    assert len(calib) == 20 and 12 <= len(held) <= 13  # a duplicate joins its twin
+    by_path = dict(zip(paths, digests))
+    assert not {by_path[p] for p in held.paths} & {by_path[p] for p in calib.paths}
+    assert [int(v) for v in calib.images[:, 0, 0, 0]] == [paths.index(p) for p in calib.paths]
+    again = split_held_out(crops, calibration_limit=20, wanted=12, seed=0)[1]
+    assert again.paths == held.paths  # seeded: the same faces every time
+    assert len(split_held_out(crops, calibration_limit=45, wanted=12)[1]) == 0  # 5 to spare: under 8, no sample
+    assert len(split_held_out(crops, calibration_limit=60, wanted=12)[0]) == 50
