@@ -7,6 +7,6 @@ scripts/setup.sh
 # worker so its module fixtures are built once; fixtures every file needs are built once per run (tests/conftest.py).
 workers=${FTK_TEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}
 if [ "$workers" -gt 1 ]; then
-  exec .venv/bin/python -m pytest tests -n "$workers" --dist loadfile "$@"
+  exec .venv/bin/python -m pytest tests -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
 fi
 exec .venv/bin/python -m pytest tests "$@"

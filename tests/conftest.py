@@ -186,8 +186,10 @@ def write_checkpoint_claiming_classes(source: Path, dest: Path, num_classes: int
     return dest
 
 
-# Test files that take longest (seconds on this 2-core machine, `pytest --durations`), run first: pytest-xdist hands
-# whole files to workers in collection order, so starting the long ones early keeps both workers busy to the end.
+# Test files that take longest (seconds on this 2-core machine, `pytest --durations`), run first: with
+# `--dist loadfile --no-loadscope-reorder` (scripts/test.sh) pytest-xdist hands whole files to workers in collection
+# order, so starting the long ones early keeps both workers busy to the end (its default order, most tests first,
+# left the 120 s one-test file for last).
 SLOW_FILES_FIRST = [
     "integration/test_export_inception.py",  # ~120 s: InceptionResnetV1 float32 + int8 conversions
     "integration/test_mobilefacenet.py",  # ~56 s
