@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
-from toolkit.constants import MANIFEST_NAME  # noqa: F401 - kept for importers
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import sha256_file
 from toolkit.spec import ModelSpec, parse_normalization

@@ -53,7 +53,6 @@ ARTIFACT_NAMES = {"float32": "model_float32.tflite", "int8": "model_int8.tflite"
 QUANTIZE_CHOICES = ("int8", "float16")
 MIN_CALIBRATION_FACES = 16
 WARN_CALIBRATION_FACES = 100
-DEFAULT_CALIBRATION_LIMIT = DEFAULT_CALIBRATION_FACES  # kept for importers
 # Folding is exact in real arithmetic; in float32 it moves a rounding step, nothing more.
 FOLD_TOLERANCE = 1e-4
 
@@ -349,11 +348,6 @@ def _ftk_quantizer(quantization_config: Any, float_layers: tuple[str, ...] = ())
     return FtkQuantizer().set_global(quantization_config)
 
 
-# Kept for callers of the earlier name (benchmarks, notes): the same quantizer without float layers.
-def _conv_relu6_quantizer(quantization_config: Any) -> Any:
-    return _ftk_quantizer(quantization_config)
-
-
 CALIBRATION_BATCH = 32
 
 
@@ -547,12 +541,6 @@ def fold_for_export(module: "nn.Module", check_faces: np.ndarray) -> tuple["nn.M
     return folded, {"residual_scales": scales, "final_batchnorm": bns, "max_abs_diff": max_diff}
 
 
-def fold_for_int8(module: "nn.Module", check_faces: np.ndarray) -> tuple["nn.Module", int, float]:
-    """Earlier interface of :func:`fold_for_export`: (folded copy, residual scales folded, max abs diff)."""
-    folded, info = fold_for_export(module, check_faces)
-    return folded, info["residual_scales"], info["max_abs_diff"]
-
-
 def inspect_artifact(path: Path) -> dict[str, Any]:
     """Op list with versions, minimum runtime, external buffers, I/O: from ``toolkit.tflite.inspect``."""
     from toolkit.tflite.inspect import inspect_tflite
@@ -628,7 +616,7 @@ def export_model(
     out_dir: str | Path,
     quantize: str | None = None,
     calibration: str | Path | None = None,
-    calibration_limit: int = DEFAULT_CALIBRATION_LIMIT,
+    calibration_limit: int = DEFAULT_CALIBRATION_FACES,
     input_size: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -732,7 +720,7 @@ class CalibrationPlan:
     parity_faces: int
 
 
-def _read_calibration(plan: CalibrationPlan, spec: ModelSpec, progress: bool):
+def _read_calibration(plan: CalibrationPlan, spec: ModelSpec, out_dir: Path, progress: bool):
     """(calibration crops, held-out crops, image digests, the manifest's calibration summary)."""
     from toolkit.data.faces import load_face_crops
     from toolkit.held_out import split_held_out
@@ -751,7 +739,7 @@ def _read_calibration(plan: CalibrationPlan, spec: ModelSpec, progress: bool):
     if plan.parity_faces and not len(held):
         log.warning("%d faces read, none to spare beyond --calibration-limit %d for a held-out parity sample; "
                     "parity-check will need --faces", len(crops), plan.limit)
-    info = {"source": str(plan.source), "faces": len(calib), "held_out_for_parity": len(held),
+    info = {"source": _beside_or_absolute(plan.source, out_dir), "faces": len(calib), "held_out_for_parity": len(held),
             "rejected": len(crops.rejects), "limit": plan.limit, "seed": plan.seed, "pick": plan.pick,
             "crops_sha256": _array_sha256(calib.images)}
     return calib, held, dict(zip(crops.paths, digests)), info
@@ -799,8 +787,7 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
     held_out = None
     if "int8" in outputs:
         t0 = time.perf_counter()
-        calib, held, digests, calibration_info = _read_calibration(calibration, spec, progress)
-        calibration_info["source"] = _beside_or_absolute(calibration.source, out_dir)
+        calib, held, digests, calibration_info = _read_calibration(calibration, spec, out_dir, progress)
         faces = calib.images
         held_out = (held, calib, digests) if len(held) else None
         stages["crops"] = time.perf_counter() - t0

@@ -393,12 +393,3 @@ def check_embeddings(emb: np.ndarray, name: str) -> None:
         raise InputError(f"{name} returned embeddings of length {norms.min():.3g}..{norms.max():.3g}, not 1",
                          hint="an Embedder's embed() must return L2-normalised rows (toolkit.embedders.l2_normalize)")
 
-
-def embed_images(paths: Sequence[str | Path], embedder: "Embedder", *, detector: FaceDetector | None = None,
-                 pick: str = DEFAULT_PICK, progress: bool = False) -> tuple[FaceCrops, np.ndarray]:
-    """Photos -> (their crops, unit-length embeddings), images without a face skipped (compare, match)."""
-    crops = crop_images(paths, embedder.spec, detector=detector, pick=pick, progress=progress)
-    if not len(crops):
-        return crops, np.zeros((0, embedder.spec.embedding_dim), np.float32)
-    return crops, embed_crops(embedder, crops.images, progress=progress)
-
