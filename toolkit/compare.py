@@ -18,8 +18,7 @@ import numpy as np
 from toolkit.constants import DEFAULT_PICK
 from toolkit.embedders import Embedder
 from toolkit.errors import InputError, NoFacesError
-# One threshold resolver for every command; compare's callers import it from here too.
-from toolkit.reports import DEFAULT_FAR, ThresholdChoice, resolve_threshold  # noqa: F401
+from toolkit.reports import DEFAULT_FAR, resolve_threshold  # the one threshold resolver
 from toolkit.spec import ModelSpec
 
 if TYPE_CHECKING:

@@ -110,8 +110,10 @@ def _check_entry(entry: Any, model_path: Path) -> tuple[set[str], set[str]]:
 
     if not isinstance(entry, dict):
         raise bad(f"expected an object, got {type(entry).__name__}")
+    from toolkit.manifest import is_plain_file_name
+
     name = entry.get("file")
-    if not isinstance(name, str) or not name or Path(name).name != name or name.startswith("."):
+    if not is_plain_file_name(name) or name.startswith("."):  # and no hidden file: ftk names it parity_faces.npz
         raise bad(f"file {name!r} is not a plain file name")
     images, calibration = entry.get("images"), entry.get("calibration_images_sha256")
     if not isinstance(images, list) or not all(isinstance(i, dict) and isinstance(i.get("sha256"), str)

@@ -12,10 +12,10 @@ import io
 import json
 import logging
 import urllib.parse
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from toolkit.io import write_text_atomic
+from toolkit.io import is_relative_inside, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def _resolve(base: Path, stored: str | None) -> Path | None:
     report's paths come partly from cached stage records, and the page embeds nothing from elsewhere."""
     if not stored:
         return None
-    if PurePosixPath(stored).is_absolute() or ".." in PurePosixPath(stored).parts:
+    if not is_relative_inside(stored):
         log.warning("report.html: %s is not inside the run folder, left out", stored)
         return None
     return base / stored

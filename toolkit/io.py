@@ -13,10 +13,19 @@ import json
 import os
 import shutil
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
 from toolkit.errors import InputError, OutputExistsError
+
+
+def is_relative_inside(stored: Any) -> bool:
+    """Whether a path read back from a file ftk did not just write (a journal, a stage record, a report) names
+    something under its root: a non-empty relative path without ``..`` or NUL. Links are the caller's to resolve."""
+    if not isinstance(stored, str) or not stored or "\0" in stored:
+        return False
+    path = PurePosixPath(stored)
+    return not path.is_absolute() and ".." not in path.parts
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -68,12 +68,17 @@ class ArtifactContract:
 # --------------------------------------------------------------------------------------------------------------------
 # the manifest file
 # --------------------------------------------------------------------------------------------------------------------
+def is_plain_file_name(key: Any) -> bool:
+    """A name the manifest gives a file beside it: no separators (either OS), no ``..``, not absolute, no NUL."""
+    text = key if isinstance(key, str) else ""
+    return not (not text or text in (".", "..") or "\0" in text or "/" in text or "\\" in text
+                or PurePosixPath(text).name != text or PureWindowsPath(text).name != text)
+
+
 def check_artifact_name(key: Any, manifest_path: Path | str) -> str:
     """An artifact key must be a plain file name in the export folder: no separators, no ``..``, not absolute."""
     text = key if isinstance(key, str) else ""
-    bad = (not text or text in (".", "..") or "\0" in text or "/" in text or "\\" in text
-           or PurePosixPath(text).name != text or PureWindowsPath(text).name != text)
-    if bad:
+    if not is_plain_file_name(key):
         raise ModelFileError(f"{manifest_path}: artifact key {key!r} is not a plain file name; refusing to read a "
                              "file outside the export folder",
                              hint="artifact keys are file names beside manifest.json, e.g. model_int8.tflite")

@@ -20,14 +20,15 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 from toolkit import __version__
 from toolkit.config import dump_config, from_dict, load_config, to_plain
 from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_FAR, PARITY_SAMPLE_NAME
 from toolkit.errors import CheckFailed, ConfigError, DependencyError, InputError
-from toolkit.io import ensure_writable_dir, read_json, sha256_file, sha256_text, write_json_atomic
+from toolkit.io import (ensure_writable_dir, is_relative_inside, read_json, sha256_file, sha256_text,
+                        write_json_atomic)
 
 log = logging.getLogger(__name__)
 
@@ -277,8 +278,7 @@ def to_run_relative(value: Any, root: Path) -> Any:
 def in_run(root: Path, stored: Any, what: str) -> Path:
     """A run-relative path read back from a state file, as a path under ``root``; one that is absolute or climbs
     out with ``..`` is refused (a stage record must never make ftk read or overwrite files elsewhere)."""
-    if not isinstance(stored, str) or not stored or PurePosixPath(stored).is_absolute() \
-            or ".." in PurePosixPath(stored).parts:
+    if not is_relative_inside(stored):
         raise InputError(f"{what}: {stored!r} is not a path inside the run folder {root}",
                          hint="the stage record was edited or written by another tool: delete that stage's folder "
                               "or re-run it with --force")

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from toolkit.constants import DEFAULT_PICK, PICK_RULES
+from toolkit.constants import DEFAULT_PICK
 from toolkit.data.dataset import FaceRecord, faces_csv_text, labels_data, labels_path_for
 from toolkit.data.detect import IMAGE_SUFFIXES, Detection, FaceDetector, pick_face
 from toolkit.errors import InputError, NoFacesError
@@ -152,8 +152,9 @@ def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int =
 
 
 def _check_options(pick: str, min_images_per_person: int, contact_sheet: int, batch_size: int) -> None:
-    if pick not in PICK_RULES:
-        raise InputError(f"--pick must be 'confidence' or 'center', got {pick!r}")
+    from toolkit.data.faces import check_pick
+
+    check_pick(pick)
     if min_images_per_person < 1:
         raise InputError(f"--min-images-per-person must be >= 1, got {min_images_per_person}")
     if contact_sheet < 0:

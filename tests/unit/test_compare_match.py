@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from toolkit.compare import compare_images, resolve_threshold
+from toolkit.compare import compare_images
+from toolkit.reports import resolve_threshold
 from toolkit.embedders import load_embedder
 from toolkit.errors import InputError, NoFacesError, OutputExistsError
 from toolkit.match import (Gallery, check_gallery_model, enroll_gallery, load_gallery, match_probe, rank_people,

@@ -86,7 +86,7 @@ def compare_cmd(images, model, threshold, far, as_json, plot, overwrite, pick, b
 def match_cmd(probe, gallery_path, model, save_gallery, top_k, threshold, far, as_json, overwrite, quiet, pick,
               backbone, input_size, normalization, align, num_threads):
     """Match the face in PROBE against a gallery exactly as the app does (best cosine, accept above threshold)."""
-    from toolkit.compare import resolve_threshold
+    from toolkit.reports import resolve_threshold
     from toolkit.errors import InputError
     from toolkit.io import check_outputs_free
     from toolkit.match import enroll_gallery, load_gallery, match_probe, save_gallery as write_gallery

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import InputError, ToolkitError
-from toolkit.io import state_home, write_json_atomic
+from toolkit.io import is_relative_inside, state_home, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -422,7 +422,7 @@ _ENTRY_KEYS = ("path", "existed", "backup", "sha256_before", "sha256_after")
 def _inside_root(rel: Any, root: Path, what: str) -> Path:
     if not isinstance(rel, str) or not rel or "\0" in rel:
         raise _Refused(f"{what} is not a path")
-    if Path(rel).is_absolute() or ".." in Path(rel).parts:
+    if not is_relative_inside(rel):
         raise _Refused(f"{what} {rel!r} is not a path inside the app")
     real = (root / rel).resolve()
     if not real.is_relative_to(root) or real == root or real.is_relative_to(root / STATE_DIR):
