@@ -92,3 +92,11 @@ def tiny_export(tiny_export_master, tmp_path) -> Path:
 def android_app(tmp_path) -> Path:
     """A private copy of the fixture Android app checkout (Kotlin DSL)."""
     return Path(shutil.copytree(FIXTURE_APP, tmp_path / "app_checkout"))
+
+
+@pytest.fixture
+def private_state_dir(tmp_path, monkeypatch) -> Path:
+    """A private ftk state folder (journal digests, locks), inherited by CLI subprocesses."""
+    path = tmp_path / "state"
+    monkeypatch.setenv("FTK_STATE_DIR", str(path))
+    return path

@@ -19,14 +19,7 @@ from toolkit.deploy.transaction import JOURNAL, STATE_DIR, apply_changes, binary
 from toolkit.errors import InputError
 
 VICTIM_TEXT = "a file outside the app that must survive\n"
-
-
-@pytest.fixture(autouse=True)
-def state_dir(tmp_path, monkeypatch) -> Path:
-    """A private ftk state folder (where journal digests are recorded), inherited by CLI subprocesses."""
-    path = tmp_path / "state"
-    monkeypatch.setenv("FTK_STATE_DIR", str(path))
-    return path
+pytestmark = pytest.mark.usefixtures("private_state_dir")
 
 
 @pytest.fixture
@@ -276,6 +269,6 @@ def test_unwritable_state_folder_refuses_before_changing_anything(app, tmp_path,
     blocker.write_text("x")
     monkeypatch.setenv("FTK_STATE_DIR", str(blocker / "state"))
     before = tree(app)
-    with pytest.raises(InputError, match="cannot record this deploy.*nothing was changed"):
+    with pytest.raises(InputError, match="cannot (record this deploy|lock the app checkout).*nothing was changed"):
         deploy_once(app)
     assert tree(app) == before and not (app / STATE_DIR).exists()

@@ -79,6 +79,7 @@ class DeployResult:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     model_info: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    recovery: str | None = None  # an interrupted earlier deploy or revert this one finished first (what it did)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -300,10 +301,19 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
     (:mod:`toolkit.deploy.kotlin`); ``keep_app_preprocessing`` deploys the model file and constants only.
     ``dry_run`` returns the plan's report and writes nothing.
     """
-    plan = plan_deploy(model_or_export_dir, app_dir, variant=variant, threshold=threshold, far=far,
-                       bump_runtime=bump_runtime, verify_runtime=verify_runtime, asset_name=asset_name,
-                       keep_app_preprocessing=keep_app_preprocessing)
-    return plan.result if dry_run else apply_deploy(plan)
+    from toolkit.deploy.transaction import app_lock, recover_unfinished
+
+    app_dir = Path(app_dir).resolve()
+    with app_lock(app_dir, required=not dry_run):  # planned and applied against one state of the app
+        recovery = recover_unfinished(app_dir, dry_run=dry_run)  # a killed deploy or revert, finished first
+        plan = plan_deploy(model_or_export_dir, app_dir, variant=variant, threshold=threshold, far=far,
+                           bump_runtime=bump_runtime, verify_runtime=verify_runtime, asset_name=asset_name,
+                           keep_app_preprocessing=keep_app_preprocessing)
+        result = plan.result if dry_run else apply_deploy(plan)
+    if recovery is not None:
+        result.recovery = recovery.message
+        result.warnings.insert(0, recovery.message)
+    return result
 
 
 def plan_deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = "int8",
