@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
@@ -58,16 +59,39 @@ def _new_temp(final: Path) -> Path:
     return Path(tmp)
 
 
+_NOT_REGULAR = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_replaceable(paths: list[Path]) -> None:
+    """An output may replace only a regular file (or a link to one): a device (``/dev/full``, even through a link),
+    a FIFO, a socket or a folder at an output path is exit 2, before and again just before the rename (replacing a
+    device node with a file broke it for the whole machine)."""
+    for path in paths:
+        try:
+            mode = os.stat(path).st_mode  # through a link: what a user named is what it leads to
+        except OSError:  # absent, or a dangling link: nothing but the name is replaced
+            continue
+        kind = next((what for test, what in _NOT_REGULAR if test(mode)), None if stat.S_ISREG(mode) else "not a file")
+        if kind is not None:
+            shown = f"{path} (a link to {os.path.realpath(path)})" if os.path.islink(path) else str(path)
+            raise InputError(f"output {shown} is {kind}, not a regular file: ftk replaces only regular files",
+                             hint="write the output to a file path")
+
+
 @contextlib.contextmanager
 def atomic_outputs(finals: list[Path]) -> Iterator[list[Path]]:
     """Temp paths for outputs written together: all are renamed into place only if the block succeeds, none
-    otherwise, and no temp file is left either way (a full disk becomes ``no space left on <folder>``)."""
+    otherwise, and no temp file is left either way (a full disk becomes ``no space left on <folder>``). Only a
+    regular file is ever replaced (:func:`check_replaceable`)."""
     finals = [Path(f) for f in finals]
+    check_replaceable(finals)
     temps: list[Path] = []
     try:
         with disk_full_is_input_error(finals[0].parent if finals else Path(".")):
             temps += [_new_temp(final) for final in finals]
             yield temps
+            check_replaceable(finals)
             for tmp, final in zip(temps, finals):
                 os.replace(tmp, final)
     finally:
@@ -135,6 +159,8 @@ def ensure_writable_dir(path: str | Path) -> Path:
 
 
 def check_outputs_free(paths: list[Path], overwrite: bool) -> None:
+    """Refuse existing outputs unless ``overwrite``, and anything that is not a regular file even then."""
+    check_replaceable([Path(p) for p in paths])
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
         raise OutputExistsError(f"output already exists: {', '.join(existing)}", hint="pass --overwrite to replace")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import ModelFileError
+from toolkit.io import check_replaceable
 
 CONTRACT_METADATA_NAME = "ftk_contract"
 TFLITE_IDENTIFIER = b"TFL3"
@@ -126,6 +127,7 @@ def _rewrite(path: Path, packed: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(packed)
         shutil.copymode(path, tmp_path)
+        check_replaceable([path])
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
