@@ -18,7 +18,7 @@ import traceback
 
 import click
 
-from toolkit import __version__
+from toolkit import __version__, native_logs
 from toolkit.errors import ToolkitError
 
 INTERNAL_ERROR_EXIT = 3
@@ -64,6 +64,7 @@ def cli(verbose: int) -> None:
     """ftk: take a face-embedding model from training to an Android phone, checking every step."""
     global _verbosity
     _verbosity = verbose
+    native_logs.configure(verbose)  # the native libraries' INFO/WARNING lines only with -v
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("toolkit").setLevel(logging.INFO if verbose == 0 else level)
@@ -105,6 +106,7 @@ def _internal_error(exc: BaseException) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    native_logs.configure(0)  # before anything can load a native library; the group callback applies -v
     try:
         cli.main(args=argv, prog_name="ftk", standalone_mode=False)
     except ToolkitError as exc:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 
+from toolkit import native_logs
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import sha256_file
 from toolkit.spec import ModelSpec, parse_normalization
@@ -154,11 +155,14 @@ def load_interpreter(path: str | Path, num_threads: int = 2):
     data = path.read_bytes()
     if len(data) < 8 or data[4:8] != b"TFL3":
         raise ModelFileError(f"{path} is not a TFLite flatbuffer (no TFL3 identifier)", hint="is the file truncated?")
-    from ai_edge_litert.interpreter import Interpreter
+    with native_logs.quiet_import():
+        from ai_edge_litert.interpreter import Interpreter
 
     try:
-        interpreter = Interpreter(model_content=data, num_threads=num_threads)
-        interpreter.allocate_tensors()
+        # hides "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." (TFLite prints it whatever the level)
+        with native_logs.native_stderr_hidden("LiteRT", failure_level=logging.DEBUG):
+            interpreter = Interpreter(model_content=data, num_threads=num_threads)
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelFileError(f"LiteRT cannot load {path}: {str(exc).splitlines()[0][:200]}",
                              hint="the file may be truncated or corrupt; re-export it") from None

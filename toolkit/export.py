@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from toolkit import __version__
+from toolkit import __version__, native_logs
 from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PARITY_FACES, DEFAULT_PICK, MANIFEST_NAME
 from toolkit.constants import PARITY_SAMPLE_NAME as SAMPLE_NAME
 from toolkit.errors import InputError, NoFacesError, ToolkitError
@@ -151,39 +151,20 @@ def process_peak_rss() -> int:
 
 @contextlib.contextmanager
 def litert_progress(enabled: bool) -> Iterator[None]:
-    """Show or hide litert-torch's own task log for the duration of a conversion. Hidden, the converter's C++/absl
-    lines on file descriptor 2 go to a temp file too (``--quiet`` means quiet); on failure its tail is shown."""
-    import sys
-    import tempfile
-
-    import litert_torch
+    """litert-torch's own task log (``[START] ... [ DONE]`` on stdout) only with ``-v`` (and ``enabled``); the
+    converter's C++/absl lines on file descriptor 2 hidden unless ``-v`` (toolkit.native_logs); on failure the tail
+    of what was hidden is logged."""
+    with native_logs.quiet_import():
+        import litert_torch
 
     config = litert_torch._config.config
     before = config.show_progress
-    config.show_progress = enabled
-    saved, sink = None, None
-    if not enabled:
-        sys.stderr.flush()
-        sink = tempfile.TemporaryFile()
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
+    config.show_progress = enabled and native_logs.verbose()
     try:
-        yield
-    except BaseException:
-        if saved is not None:
-            os.dup2(saved, 2)
-            sink.seek(0)
-            tail = sink.read().decode(errors="replace").strip().splitlines()[-5:]
-            if tail:
-                log.warning("converter output before the failure:\n%s", "\n".join(tail))
-        raise
+        with native_logs.native_stderr_hidden("the converter"):
+            yield
     finally:
         config.show_progress = before
-        if saved is not None:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.close()
 
 
 def tool_versions() -> dict[str, str | None]:
@@ -230,7 +211,8 @@ def sample_input(spec: ModelSpec) -> "torch.Tensor":
 
 def convert_float32(module: "nn.Module", sample: "torch.Tensor", path: str | Path, progress: bool = False) -> None:
     """litert-torch float32 conversion of an eval-mode module, written to ``path`` (the caller makes it atomic)."""
-    import litert_torch
+    with native_logs.quiet_import():
+        import litert_torch
 
     refuse_training_mode(module)
     try:
@@ -261,10 +243,12 @@ def _ftk_quantizer(quantization_config: Any, float_layers: tuple[str, ...] = ())
       are marked annotated without any quantisation spec before any annotator runs, so none claims them; the
       converter puts DEQUANTIZE before and QUANTIZE after them.
     """
-    from litert_torch.quantize import pt2e_quantizer_utils as qutils
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer
-    from torch.fx import Node
     import torch
+    from torch.fx import Node
+
+    with native_logs.quiet_import():
+        from litert_torch.quantize import pt2e_quantizer_utils as qutils
+        from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer
 
     conv_ops = (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default, torch.ops.aten.convolution.default)
     clamp_ops = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default)
@@ -434,9 +418,10 @@ def quantize_int8_static(module: "nn.Module", sample: "torch.Tensor", calibratio
     fused and residual adds integer (see :func:`_ftk_quantizer`); ``float_layers`` (backbone module names) stay
     float. I/O: float32. Returns what the quantiser did, for the manifest, with the calibrate/convert seconds.
     """
-    import litert_torch
-    from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config
-    from litert_torch.quantize.quant_config import QuantConfig
+    with native_logs.quiet_import():
+        import litert_torch
+        from litert_torch.quantize.pt2e_quantizer import get_symmetric_quantization_config
+        from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
@@ -496,9 +481,9 @@ def convert_float16(float32_path: str | Path, path: str | Path) -> None:
     the CPU kernels run in float32 and the GPU delegate in float16.
     """
     with _converter_errors("ai-edge-quantizer could not make the float16 model"):
-        from ai_edge_quantizer import quantizer as aeq
-
-        from ai_edge_litert.tools import flatbuffer_utils
+        with native_logs.quiet_import():
+            from ai_edge_litert.tools import flatbuffer_utils
+            from ai_edge_quantizer import quantizer as aeq
 
         q = aeq.Quantizer(str(float32_path), FLOAT16_RECIPE)
         result = q.quantize(enable_progress_bar=False, enable_progress_report=False)
@@ -973,7 +958,8 @@ def module_path_of_tensor(tensor_name: str) -> str | None:
 def quantised_kept_layers(path: Path, keep_float: tuple[str, ...]) -> list[str]:
     """The --keep-float layers whose ops still came out int8 in the converted file (a safety check on the
     converter, which could fold a dq -> float op -> q pattern back into the int8 graph; not seen so far)."""
-    from ai_edge_litert.interpreter import Interpreter
+    with native_logs.quiet_import():
+        from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
@@ -995,7 +981,8 @@ def quantised_kept_layers(path: Path, keep_float: tuple[str, ...]) -> list[str]:
 
 def float_ops_of(path: Path, keep_float: tuple[str, ...] = ()) -> dict[str, Any]:
     """The ops of a quantised .tflite that compute in float32, counted, each with why (for the manifest)."""
-    from ai_edge_litert.interpreter import Interpreter
+    with native_logs.quiet_import():
+        from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}

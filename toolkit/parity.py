@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from toolkit import native_logs
 from toolkit.constants import DEFAULT_PARITY_FACES, DEFAULT_PICK
 from toolkit.errors import InputError
 from toolkit.spec import reject_unknown_keys
@@ -449,7 +450,8 @@ def layer_errors(model: str | Path, checkpoint: str | Path, images: str | Path |
     in the float model the export folded (same BatchNorm/scale folds). Layers the names do not map are left out.
     """
     import torch
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    with native_logs.quiet_import():
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from toolkit.checkpoint import load_checkpoint
     from toolkit.export import fold_for_export
@@ -469,7 +471,8 @@ def layer_errors(model: str | Path, checkpoint: str | Path, images: str | Path |
 
     interpreter = Interpreter(model_path=str(model), num_threads=1, experimental_preserve_all_tensors=True,
                               experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    interpreter.allocate_tensors()
+    with native_logs.native_stderr_hidden("LiteRT"):
+        interpreter.allocate_tensors()
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     # (op, tensor, module path, k-th output of that module)
     targets: list[tuple[str, dict, str, int]] = []

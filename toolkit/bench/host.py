@@ -32,6 +32,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from toolkit import native_logs
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import sha256_file
 
@@ -234,7 +235,8 @@ def _status_kb(field_name: str) -> int | None:
 def _rss_probe_main(kind: str, path: str, threads: int, runs: int) -> None:
     """Child side: import the runtime, record RSS, load + run the model, print JSON with the high-water mark."""
     if kind == "litert":
-        import ai_edge_litert.interpreter  # noqa: F401  (the runtime counts in the baseline)
+        with native_logs.quiet_import():
+            import ai_edge_litert.interpreter  # noqa: F401  (the runtime counts in the baseline)
 
         import toolkit.embedders  # noqa: F401
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
@@ -35,11 +36,18 @@ def faces_option(old_name: str, help: str, exists: bool = False):
     return decorate
 
 
+def _quiet_logs(ctx: click.Context, param: click.Parameter, quiet: bool) -> bool:
+    if quiet:  # ftk's own INFO lines ("converting ...") go too; warnings and errors stay
+        logging.getLogger("toolkit").setLevel(logging.WARNING)
+    return quiet
+
+
 def quiet_option(*old_names: str):
-    """--quiet (parameter ``quiet``): no progress bars; the result is still printed."""
+    """--quiet (parameter ``quiet``): no progress bars and no INFO log lines; the result is still printed."""
     old = f" (Old spelling: {', '.join(old_names)}.)" if old_names else ""
-    return click.option("--quiet", *old_names, "quiet", is_flag=True,
-                        help=f"No progress bars (the result is still printed).{old}")
+    return click.option("--quiet", *old_names, "quiet", is_flag=True, callback=_quiet_logs,
+                        help=f"No progress bars or progress log lines (the result, warnings and errors are still "
+                             f"printed).{old}")
 
 
 def pick_option(help: str = ""):

@@ -81,8 +81,11 @@ class TFLiteInfo:
 
 
 def _schema():
+    from toolkit import native_logs
+
     try:
-        from ai_edge_litert import schema_py_generated as schema
+        with native_logs.quiet_import():
+            from ai_edge_litert import schema_py_generated as schema
     except ImportError as exc:  # pragma: no cover - ai-edge-litert is a hard dependency
         from toolkit.errors import DependencyError
 
