@@ -2,7 +2,8 @@
 # Install the system packages the tests use: the AOSP device daemon `adbd` and the `adb` client (Debian
 # bookworm-backports 34.0.5, trixie main; the same version for both), util-linux (unshare/nsenter) and iproute2
 # (loopback inside the test's network namespace) for the adb tests, and `kotlin` (kotlinc 1.3 on the JDK) to
-# compile and run the Kotlin preprocessor ftk deploy generates, on the JVM.
+# compile and run the Kotlin preprocessor ftk deploy generates, on the JVM, with `default-jdk-headless` for `javac`
+# (the kotlin package may pull only a JRE; the tests javac the Android stubs the app's Kotlin compiles against).
 # Idempotent: once everything is there it only checks. Never fails the setup: without apt (or without the network)
 # it prints a warning and the adb tests skip with a reason.
 set -u
@@ -14,6 +15,7 @@ command -v adb >/dev/null 2>&1 || [ -x /usr/lib/android-sdk/platform-tools/adb ]
 command -v unshare >/dev/null 2>&1 || need_pkgs+=(util-linux)
 command -v ip >/dev/null 2>&1 || need_pkgs+=(iproute2)
 command -v kotlinc >/dev/null 2>&1 || need_pkgs+=(kotlin)
+command -v javac >/dev/null 2>&1 || need_pkgs+=(default-jdk-headless)
 if [ ${#need_pkgs[@]} -eq 0 ]; then
   exit 0
 fi

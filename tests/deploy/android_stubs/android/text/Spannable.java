@@ -1,0 +1,8 @@
+package android.text;
+
+/** Signature stub. */
+public interface Spannable extends Spanned {
+    void setSpan(Object what, int start, int end, int flags);
+
+    void removeSpan(Object what);
+}

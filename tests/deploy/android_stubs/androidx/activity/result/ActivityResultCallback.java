@@ -1,0 +1,6 @@
+package androidx.activity.result;
+
+/** Signature stub. */
+public interface ActivityResultCallback<O> {
+    void onActivityResult(O result);
+}

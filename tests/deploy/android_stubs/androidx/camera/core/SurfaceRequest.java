@@ -1,0 +1,8 @@
+package androidx.camera.core;
+
+/** Signature stub. */
+public final class SurfaceRequest {
+    private SurfaceRequest() {}
+
+    public void willNotProvideSurface() { throw new UnsupportedOperationException("stub"); }
+}

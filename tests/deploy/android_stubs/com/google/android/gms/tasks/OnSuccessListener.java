@@ -1,0 +1,6 @@
+package com.google.android.gms.tasks;
+
+/** Signature stub. */
+public interface OnSuccessListener<TResult> {
+    void onSuccess(TResult result);
+}
