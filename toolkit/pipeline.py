@@ -29,6 +29,7 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_FAR, PARITY_SAM
 from toolkit.errors import CheckFailed, ConfigError, DependencyError, InputError
 from toolkit.io import (ensure_writable_dir, is_relative_inside, read_json, sha256_file, sha256_text,
                         write_json_atomic)
+from toolkit.locks import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -650,20 +651,21 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
     _check_inputs(config)
     # Absolute while running (the libraries get absolute paths); every record stores paths relative to it.
     root = ensure_writable_dir(Path(run_dir).resolve())
-    started = time.perf_counter()
-    run = RunContext(config, config_path, root, StageRunner(root, set(force)), progress)
-    for plan in STAGE_PLANS:
-        stage = plan(run)
-        if stage is not None:
-            run.runner.run(stage)
-    deploy_result = deploy_step(run)
-    seconds = time.perf_counter() - started
-    report = build_report(run, deploy_result, seconds)
-    report_json = root / "report.json"
-    write_json_atomic(report_json, report)
-    from toolkit.html_report import write_html_report
+    with exclusive(root, "the run folder"):  # a second run into it would overwrite this one's stages
+        started = time.perf_counter()
+        run = RunContext(config, config_path, root, StageRunner(root, set(force)), progress)
+        for plan in STAGE_PLANS:
+            stage = plan(run)
+            if stage is not None:
+                run.runner.run(stage)
+        deploy_result = deploy_step(run)
+        seconds = time.perf_counter() - started
+        report = build_report(run, deploy_result, seconds)
+        report_json = root / "report.json"
+        write_json_atomic(report_json, report)
+        from toolkit.html_report import write_html_report
 
-    report_html = write_html_report(report, root / "report.html")
+        report_html = write_html_report(report, root / "report.html")
     return PipelineResult(root, report_json, report_html, list(run.runner.records.values()), report["ladder"],
                           report["budget_failures"], seconds)
 

@@ -234,33 +234,63 @@ def test_cli_kill_during_renames_then_revert_says_rolled_back(tiny_export, fresh
 # one process at a time
 # ----------------------------------------------------------------------------------------------------------------
 def test_second_deploy_into_the_same_app_exits_2_naming_the_first(tiny_export, android_app, tmp_path):
+    """Two real `ftk deploy` at once: the first is held at its first rename (it holds the app); the second exits 2
+    naming it and changes nothing, a revert waits with FTK_LOCK_WAIT; the first ends normally, deployed once."""
+    go_on = tmp_path / "go-on"
+    slowed = ("import os, sys, time\n"
+              "real, seen = os.replace, []\n"
+              "def replace(*a, **k):\n"
+              "    if not seen:\n"
+              "        seen.append(1)\n"
+              "        print('renaming', flush=True)\n"
+              "        while not os.path.exists(os.environ['GO_ON']): time.sleep(0.05)\n"
+              "    return real(*a, **k)\n"
+              "os.replace = replace\n"
+              "from toolkit.cli import main\n"
+              "main(sys.argv[1:])\n")
+    args = ["deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4"]
+    first = subprocess.Popen([sys.executable, "-c", slowed, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, "GO_ON": str(go_on)})
+    try:
+        assert first.stdout.readline().strip() == "renaming"
+        before = tree(android_app)
+        second = subprocess.run([sys.executable, "-m", "toolkit.cli", *args], capture_output=True, text=True,
+                                timeout=300)
+        assert second.returncode == 2, second.stderr
+        line = second.stderr.strip().splitlines()
+        assert len(line) == 1 and f"is in use by pid {first.pid}: ftk deploy {tiny_export}" in line[0], line
+        assert tree(android_app) == before
+        waited = subprocess.run([sys.executable, "-m", "toolkit.cli", "deploy", "--revert", "--app",
+                                 str(android_app)], capture_output=True, text=True, timeout=300,
+                                env={**os.environ, "FTK_LOCK_WAIT": "1"})
+        assert waited.returncode == 2 and "waiting up to 1 s" in waited.stderr and "(waited 1 s)" in waited.stderr
+        go_on.touch()
+        assert first.wait(timeout=300) == 0, first.stderr.read()
+    finally:
+        first.kill()
+        first.wait()
+    assert len(list((android_app / STATE_DIR).glob("backup-*"))) == 1  # deployed once
+    started = time.monotonic()
+    again = subprocess.run([sys.executable, "-m", "toolkit.cli", "deploy", "--revert", "--app", str(android_app)],
+                           capture_output=True, text=True, timeout=300, env={**os.environ, "FTK_LOCK_WAIT": "60"})
+    assert again.returncode == 0, again.stderr  # the lock went with its holder
+    assert time.monotonic() - started < 60
+
+
+def test_a_killed_holder_leaves_no_lock(android_app):
     holder = ("import sys, time\n"
               "from toolkit.deploy.transaction import app_lock\n"
               "with app_lock(sys.argv[1]):\n"
               "    print('held', flush=True)\n"
               "    time.sleep(60)\n")
     first = subprocess.Popen([sys.executable, "-c", holder, str(android_app)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert first.stdout.readline().strip() == "held"
-        before = tree(android_app)
-        second = subprocess.run([sys.executable, "-m", "toolkit.cli", "deploy", str(tiny_export), "--app",
-                                 str(android_app), "--threshold", "0.4"], capture_output=True, text=True, timeout=300)
-        assert second.returncode == 2, second.stderr
-        line = second.stderr.strip().splitlines()
-        assert len(line) == 1 and f"is in use by pid {first.pid}" in line[0], second.stderr
-        assert tree(android_app) == before and not (android_app / STATE_DIR).exists()
-        waited = subprocess.run([sys.executable, "-m", "toolkit.cli", "deploy", "--revert", "--app",
-                                 str(android_app)], capture_output=True, text=True, timeout=300,
-                                env={**os.environ, "FTK_LOCK_WAIT": "1"})
-        assert waited.returncode == 2 and "waiting up to 1 s" in waited.stderr and "waited 1 s" in waited.stderr
-    finally:
-        first.kill()
-        first.wait()
-    started = time.monotonic()
-    again = subprocess.run([sys.executable, "-m", "toolkit.cli", "deploy", str(tiny_export), "--app",
-                            str(android_app), "--threshold", "0.4"], capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr  # a killed holder's lock is gone with it
-    assert time.monotonic() - started < 60
+    assert first.stdout.readline().strip() == "held"
+    with pytest.raises(InputError, match=f"in use by pid {first.pid}"):
+        revert(android_app)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    with pytest.raises(InputError, match="nothing to revert"):  # the lock is free: revert gets to its own check
+        revert(android_app)
 
 
 # ----------------------------------------------------------------------------------------------------------------
