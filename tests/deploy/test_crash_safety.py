@@ -9,11 +9,9 @@ or the app after it, with no temp file or staging folder left anywhere in it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import time
@@ -21,30 +19,21 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from tests.crash_helpers import file_tree, run_hit_at
 from toolkit.deploy import deploy, revert
 from toolkit.deploy.journal import JOURNAL, STATE_DIR, UNFINISHED
-from toolkit.errors import InputError, ToolkitError
+from toolkit.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("private_state_dir")
 ASSETS = "app/src/main/assets"
-FAULT_OPS = ("replace", "rename", "fsync", "link", "unlink", "mkdir", "rmdir")
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # helpers: what `diff -r` sees, and a run hit at its k-th step
 # ----------------------------------------------------------------------------------------------------------------
 def tree(root: Path, with_state: bool = False) -> dict[str, str]:
-    """Every folder, and every file's sha256 and mode, under root (``.ftk-deploy/`` only if ``with_state``)."""
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if with_state or d != STATE_DIR)
-        for name in dirnames:
-            out[os.path.relpath(os.path.join(dirpath, name), root)] = "dir"
-        for name in filenames:
-            path = Path(dirpath) / name
-            mode = stat.S_IMODE(path.lstat().st_mode)
-            out[str(path.relative_to(root))] = f"{hashlib.sha256(path.read_bytes()).hexdigest()} {mode:o}"
-    return out
+    """What `diff -r` compares under root, modes included (``.ftk-deploy/`` only if ``with_state``)."""
+    return file_tree(root, skip=() if with_state else (STATE_DIR,))
 
 
 def leftovers(root: Path) -> list[str]:
@@ -54,53 +43,6 @@ def leftovers(root: Path) -> list[str]:
         if any(f'"status": "{status}"' in journal.read_text() for status in UNFINISHED):
             found.append(str(journal.relative_to(root)))
     return found
-
-
-def run_hit_at(step: int, fault: str, action: Callable[[], object]) -> tuple[str, int]:
-    """Run ``action`` in a forked child whose ``step``-th filesystem step is hit by ``fault`` ("kill": SIGKILL just
-    before it; "interrupt": KeyboardInterrupt just after it; step 0: no fault). ("killed" | "exit <code>", the
-    number of steps the child ran)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 3
-        try:
-            os.close(read_end)
-            counter = [0]
-
-            def hooked(real):
-                def op(*args, **kwargs):
-                    counter[0] += 1
-                    os.write(write_end, b".")
-                    if counter[0] == step and fault == "kill":
-                        os.kill(os.getpid(), signal.SIGKILL)
-                    result = real(*args, **kwargs)
-                    if counter[0] == step and fault == "interrupt":
-                        raise KeyboardInterrupt
-                    return result
-                return op
-
-            for name in FAULT_OPS:
-                setattr(os, name, hooked(getattr(os, name)))
-            try:
-                action()
-                code = 0
-            except KeyboardInterrupt:
-                code = 130
-            except ToolkitError as exc:
-                code = exc.exit_code
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    steps = 0
-    while chunk := os.read(read_end, 4096):
-        steps += len(chunk)
-    os.close(read_end)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        assert os.WTERMSIG(status) == signal.SIGKILL
-        return "killed", steps
-    return f"exit {os.WEXITSTATUS(status)}", steps
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import InputError
-from toolkit.io import is_relative_inside, state_home
+from toolkit.io import fsync_path, is_relative_inside, state_home
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,6 @@ def dir_writable(folder: Path) -> bool:
 # ----------------------------------------------------------------------------------------------------------------
 # durable file operations: a step is on disk (file and folder entry) before the next begins
 # ----------------------------------------------------------------------------------------------------------------
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def create_exclusive(path: Path, data: bytes, mode: int | None = None) -> None:
     """Write a new file and fsync it: never an existing one, never through a symbolic link (O_EXCL | O_NOFOLLOW).
     ``mode``: the permission bits it gets (else 0666 & ~umask)."""
@@ -108,7 +100,7 @@ def replace_durably(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def read_nofollow(path: Path) -> bytes:
@@ -130,7 +122,7 @@ def remove_dirs(dirs: list[Path]) -> None:
     for folder in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):
             folder.rmdir()
-            fsync_dir(folder.parent)
+            fsync_path(folder.parent)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -334,7 +326,7 @@ def back_to_before(root: Path, entries: list[Entry], dirs: list[Path], force: bo
             _put_back(entry)
             restored.append(entry.rel)
     for folder in {entry.target.parent for entry in entries if entry.target.parent.is_dir()}:
-        fsync_dir(folder)
+        fsync_path(folder)
     remove_dirs(dirs)
     return restored, removed
 
@@ -350,14 +342,14 @@ def discard_backup(root: Path, folder: Path, digests: list[str | None], state_di
     next recovery if killed), its records forgotten, then deleted; ``.ftk-deploy/`` too if the deploy created it."""
     trash = folder.with_name(f".{folder.name}.{secrets.token_hex(8)}{TEMP_SUFFIX}")
     os.rename(folder, trash)
-    fsync_dir(folder.parent)
+    fsync_path(folder.parent)
     for digest in digests:
         forget(digest)
     remove_tree(trash)
     if state_dir_created:
         with contextlib.suppress(OSError):  # not empty: an older deploy's backup lives there
             (root / STATE_DIR).rmdir()
-            fsync_dir(root)
+            fsync_path(root)
 
 
 def finish_revert(folder: Path, journal: dict[str, Any], raw: bytes) -> None:

@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.deploy.journal import (
-    JOURNAL, JOURNAL_FORMAT, STATE_DIR, Refused, Recovery, back_to_before, checked_journal, create_exclusive,
-    current_bytes, dir_writable, discard_backup, finish_revert, forget, fsync_dir, is_recorded, journal_bytes, read_journal,
+    JOURNAL, JOURNAL_FORMAT, STATE_DIR, Recovery, Refused, back_to_before, checked_journal, create_exclusive,
+    current_bytes, dir_writable, discard_backup, finish_revert, forget, is_recorded, journal_bytes, read_journal,
     read_nofollow, record, recorded_versions, recover_unfinished, rel, remove_tree, replace_durably, sha,
     state_dir_problem, temp_name)
 from toolkit.errors import InputError, ToolkitError
-from toolkit.io import state_home
+from toolkit.io import fsync_path, state_home
 from toolkit.locks import exclusive
 
 log = logging.getLogger(__name__)
@@ -242,11 +242,11 @@ def _write_ahead(root: Path, changes: list[FileChange], meta: dict[str, Any]) ->
         for status in ("pending", "applied"):
             record(root, staging.final, journal_bytes({**journal, "status": status}))
         create_exclusive(staging.backup / JOURNAL, journal_bytes(journal))
-        fsync_dir(staging.backup)
+        fsync_path(staging.backup)
         if staging.move != staging.backup:
-            fsync_dir(staging.move)
+            fsync_path(staging.move)
         os.rename(staging.move, staging.into)
-        fsync_dir(staging.into.parent)
+        fsync_path(staging.into.parent)
     except BaseException as exc:
         if journal and not os.path.lexists(staging.move):  # in place already: undone like a failed install
             _roll_back(root, staging.final, journal, exc)
@@ -262,7 +262,7 @@ def _install(root: Path, changes: list[FileChange], journal: dict[str, Any]) -> 
     """Created folders, then every temp file (fsynced), then the renames, then the folders fsynced."""
     for folder in (root / d for d in journal["created_dirs"]):
         folder.mkdir()
-        fsync_dir(folder.parent)
+        fsync_path(folder.parent)
     temps = [change.path.parent / entry["temp"] for change, entry in zip(changes, journal["files"])]
     for change, tmp in zip(changes, temps):
         mode = stat.S_IMODE(change.path.stat().st_mode) if change.old is not None else None
@@ -270,7 +270,7 @@ def _install(root: Path, changes: list[FileChange], journal: dict[str, Any]) -> 
     for change, tmp in zip(changes, temps):
         os.replace(tmp, change.path)
     for folder in dict.fromkeys(change.path.parent for change in changes):
-        fsync_dir(folder)
+        fsync_path(folder)
 
 
 def _roll_back(root: Path, folder: Path, journal: dict[str, Any], failure: BaseException) -> None:

@@ -1,0 +1,122 @@
+"""Install a set of outputs into a folder as one step that survives Ctrl-C and ``kill -9`` (used by ``ftk export``).
+
+The outputs are built in a work folder inside the destination (``.ftk-export.<x>.tmp/``: same filesystem, so every
+move is a rename). When they are complete, each is fsynced, then a plan naming them (``install.json``) is written
+and fsynced: that is the commit point. Then each is renamed into place, the one readers trust the folder by (the
+manifest) last, and the work folder is removed. An error or Ctrl-C before the commit removes the work folder and
+leaves the destination as it was; at or after it, the install is completed (Ctrl-C included). After a ``kill -9``,
+the next run into that folder (:func:`finish_interrupted`, under the folder's lock) completes a committed install
+and removes an uncommitted one, and the temp files older ftk versions left (``.manifest.json.<x>.tmp``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import logging
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+from toolkit.io import check_replaceable, fsync_path
+
+log = logging.getLogger(__name__)
+
+PLAN = "install.json"
+
+
+def _plan_names(work: Path) -> list[str] | None:
+    """The names a committed plan installs, or None (no plan, or not one ftk wrote: then nothing is moved)."""
+    try:
+        plan = json.loads((work / PLAN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    names = plan.get("install") if isinstance(plan, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) and n and Path(n).name == n and n not in
+                                              (".", "..", PLAN) for n in names):
+        return None
+    return names
+
+
+def _commit(work: Path, last: str | None) -> None:
+    """Every output durable, then the plan durable: from here on the install is completed, never undone."""
+    names = sorted(p.name for p in work.iterdir() if p.name != PLAN)
+    if last in names:
+        names.remove(last)
+        names.append(last)
+    for name in names:
+        fsync_path(work / name)
+    try:
+        with open(work / PLAN, "x", encoding="utf-8") as fh:
+            json.dump({"install": names}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        fsync_path(work)
+    except BaseException:
+        (work / PLAN).unlink(missing_ok=True)  # not committed: the work folder is dropped, the destination kept
+        raise
+
+
+def _move_all(dest: Path, work: Path, names: list[str]) -> None:
+    check_replaceable([dest / name for name in names if (work / name).exists()])
+    for name in names:
+        if os.path.lexists(work / name):  # moved already by an interrupted try
+            os.replace(work / name, dest / name)
+    fsync_path(dest)
+    (work / PLAN).unlink(missing_ok=True)  # installed: what is left of the work folder is rubbish
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _complete(dest: Path, work: Path) -> None:
+    """Finish a committed install; a Ctrl-C in the middle is held until the renames are done."""
+    names = _plan_names(work) or []
+    try:
+        _move_all(dest, work, names)
+    except KeyboardInterrupt:
+        _move_all(dest, work, names)
+        raise
+
+
+@contextlib.contextmanager
+def staged_install(dest: Path, prefix: str, last: str | None = None) -> Iterator[Path]:
+    """A work folder in ``dest`` to write outputs into; everything in it is installed into ``dest`` as one step
+    when the block succeeds (``last``, e.g. the manifest, renamed last), nothing when it fails."""
+    work = dest / f"{prefix}{secrets.token_hex(8)}.tmp"  # named first: a Ctrl-C right after mkdir still finds it
+    try:
+        work.mkdir(mode=0o700)
+        yield work
+        _commit(work, last)
+    finally:
+        if (work / PLAN).is_file():
+            _complete(dest, work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def finish_interrupted(dest: Path, prefix: str, outputs: list[str]) -> list[str]:
+    """Complete the committed installs a killed run left in ``dest``, remove its uncommitted work folders and the
+    temp files of its outputs; what was done, in words. The caller holds ``dest``'s lock."""
+    done = []
+    if not dest.is_dir():
+        return done
+    for work in sorted(dest.glob(glob.escape(prefix) + "*.tmp")):
+        if work.is_dir() and not work.is_symlink() and _plan_names(work) is not None:
+            _complete(dest, work)
+            done.append(f"completed the install of an interrupted run ({work.name})")
+        else:
+            shutil.rmtree(work) if work.is_dir() and not work.is_symlink() else work.unlink()
+            done.append(f"removed {work.name}, left by an interrupted run")
+    for name in outputs:
+        for temp in dest.glob(f".{glob.escape(name)}.*.tmp"):
+            if temp.is_symlink() or temp.is_file():
+                temp.unlink()
+                done.append(f"removed {temp.name}, left by an interrupted run")
+    for line in done:
+        log.warning("%s: %s", dest, line)
+    return done
+
+
+__all__ = ["PLAN", "finish_interrupted", "staged_install"]
