@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -28,21 +29,33 @@ log = logging.getLogger(__name__)
 PLAN = "install.json"
 
 
-def _plan_names(work: Path) -> list[str] | None:
-    """The names a committed plan installs, or None (no plan, or not one ftk wrote: then nothing is moved)."""
+@dataclass
+class Staging:
+    folder: Path  # write the outputs here (plain files; their names are their names in the destination)
+    remove: list[str] = field(default_factory=list)  # names in the destination the install deletes (stale outputs)
+
+
+def _plan(work: Path) -> tuple[list[str], list[str]] | None:
+    """(names to install, names to remove) of a committed plan, or None (no plan, or not one ftk wrote: then
+    nothing is moved or removed)."""
     try:
         plan = json.loads((work / PLAN).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    names = plan.get("install") if isinstance(plan, dict) else None
-    if not isinstance(names, list) or not all(isinstance(n, str) and n and Path(n).name == n and n not in
-                                              (".", "..", PLAN) for n in names):
+    lists = [plan.get(key) if isinstance(plan, dict) else None for key in ("install", "remove")]
+    if not all(isinstance(names, list) and all(map(_plain_name, names)) for names in lists):
         return None
-    return names
+    return lists[0], lists[1]
 
 
-def _commit(work: Path, last: str | None) -> None:
+def _plain_name(name: object) -> bool:
+    """A file name in the destination itself (a plan read back from disk names nothing else)."""
+    return isinstance(name, str) and name not in ("", ".", "..", PLAN) and Path(name).name == name
+
+
+def _commit(staging: Staging, last: str | None) -> None:
     """Every output durable, then the plan durable: from here on the install is completed, never undone."""
+    work = staging.folder
     names = sorted(p.name for p in work.iterdir() if p.name != PLAN)
     if last in names:
         names.remove(last)
@@ -51,7 +64,7 @@ def _commit(work: Path, last: str | None) -> None:
         fsync_path(work / name)
     try:
         with open(work / PLAN, "x", encoding="utf-8") as fh:
-            json.dump({"install": names}, fh)
+            json.dump({"install": names, "remove": sorted(set(staging.remove) - set(names))}, fh)
             fh.flush()
             os.fsync(fh.fileno())
         fsync_path(work)
@@ -60,11 +73,13 @@ def _commit(work: Path, last: str | None) -> None:
         raise
 
 
-def _move_all(dest: Path, work: Path, names: list[str]) -> None:
+def _apply(dest: Path, work: Path, names: list[str], remove: list[str]) -> None:
     check_replaceable([dest / name for name in names if (work / name).exists()])
     for name in names:
         if os.path.lexists(work / name):  # moved already by an interrupted try
             os.replace(work / name, dest / name)
+    for name in remove:  # after the manifest: what it no longer lists
+        (dest / name).unlink(missing_ok=True)
     fsync_path(dest)
     (work / PLAN).unlink(missing_ok=True)  # installed: what is left of the work folder is rubbish
     shutil.rmtree(work, ignore_errors=True)
@@ -72,28 +87,29 @@ def _move_all(dest: Path, work: Path, names: list[str]) -> None:
 
 def _complete(dest: Path, work: Path) -> None:
     """Finish a committed install; a Ctrl-C in the middle is held until the renames are done."""
-    names = _plan_names(work) or []
+    names, remove = _plan(work) or ([], [])
     try:
-        _move_all(dest, work, names)
+        _apply(dest, work, names, remove)
     except KeyboardInterrupt:
-        _move_all(dest, work, names)
+        _apply(dest, work, names, remove)
         raise
 
 
 @contextlib.contextmanager
-def staged_install(dest: Path, prefix: str, last: str | None = None) -> Iterator[Path]:
+def staged_install(dest: Path, prefix: str, last: str | None = None) -> Iterator[Staging]:
     """A work folder in ``dest`` to write outputs into; everything in it is installed into ``dest`` as one step
-    when the block succeeds (``last``, e.g. the manifest, renamed last), nothing when it fails."""
-    work = dest / f"{prefix}{secrets.token_hex(8)}.tmp"  # named first: a Ctrl-C right after mkdir still finds it
+    when the block succeeds (``last``, e.g. the manifest, renamed last; ``Staging.remove`` deleted after), nothing
+    when it fails."""
+    staging = Staging(dest / f"{prefix}{secrets.token_hex(8)}.tmp")  # named first: found even if Ctrl-C follows
     try:
-        work.mkdir(mode=0o700)
-        yield work
-        _commit(work, last)
+        staging.folder.mkdir(mode=0o700)
+        yield staging
+        _commit(staging, last)
     finally:
-        if (work / PLAN).is_file():
-            _complete(dest, work)
+        if (staging.folder / PLAN).is_file():
+            _complete(dest, staging.folder)
         else:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(staging.folder, ignore_errors=True)
 
 
 def finish_interrupted(dest: Path, prefix: str, outputs: list[str]) -> list[str]:
@@ -103,7 +119,7 @@ def finish_interrupted(dest: Path, prefix: str, outputs: list[str]) -> list[str]
     if not dest.is_dir():
         return done
     for work in sorted(dest.glob(glob.escape(prefix) + "*.tmp")):
-        if work.is_dir() and not work.is_symlink() and _plan_names(work) is not None:
+        if work.is_dir() and not work.is_symlink() and _plan(work) is not None:
             _complete(dest, work)
             done.append(f"completed the install of an interrupted run ({work.name})")
         else:
@@ -119,4 +135,4 @@ def finish_interrupted(dest: Path, prefix: str, outputs: list[str]) -> list[str]
     return done
 
 
-__all__ = ["PLAN", "finish_interrupted", "staged_install"]
+__all__ = ["PLAN", "Staging", "finish_interrupted", "staged_install"]

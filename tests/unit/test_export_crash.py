@@ -28,11 +28,12 @@ def old_export(folder: Path) -> Path:
 
 
 def new_export(dest: Path) -> None:
-    with staged_install(dest, PREFIX, last="manifest.json") as work:
-        (work / "model_float32.tflite").write_bytes(b"new float32" * 100)
-        (work / "model_int8.tflite").write_bytes(b"new int8" * 100)
-        (work / "parity_faces.npz").write_bytes(b"faces")
-        (work / "manifest.json").write_text('{"new": true}')
+    """A float32-only export over the old one: its int8 model goes (the new manifest does not list it)."""
+    with staged_install(dest, PREFIX, last="manifest.json") as staging:
+        (staging.folder / "model_float32.tflite").write_bytes(b"new float32" * 100)
+        (staging.folder / "parity_faces.npz").write_bytes(b"faces")
+        (staging.folder / "manifest.json").write_text('{"new": true}')
+        staging.remove.append("model_int8.tflite")
 
 
 def leftovers(dest: Path) -> list[str]:
@@ -84,14 +85,15 @@ def test_export_install_interrupted_at_every_step_ends_old_or_new(states, tmp_pa
 
 def test_an_older_ftk_s_temps_are_removed_and_a_planted_plan_moves_nothing_out(tmp_path):
     dest = old_export(tmp_path / "out")
+    (tmp_path / "victim").write_text("kept")
     (dest / ".manifest.json.k2j3h4.tmp").write_text("half a manifest")
     (dest / ".ftk-export.abc123.tmp").mkdir()  # a killed run's work folder, uncommitted
     (dest / ".ftk-export.abc123.tmp" / "model_int8.tflite").write_bytes(b"half")
     planted = dest / ".ftk-export.zzz.tmp"
     planted.mkdir()
-    (planted / "install.json").write_text('{"install": ["../../escape"]}')
+    (planted / "install.json").write_text('{"install": ["../../escape"], "remove": ["../victim"]}')
     before = file_tree(dest)
     done = finish_interrupted(dest, PREFIX, OUTPUTS)
     assert len(done) == 3 and leftovers(dest) == []
     assert file_tree(dest) == {k: v for k, v in before.items() if not k.startswith(".")}
-    assert not (tmp_path / "escape").exists()
+    assert not (tmp_path / "escape").exists() and (tmp_path / "victim").read_text() == "kept"
