@@ -255,7 +255,7 @@ def _bench_section(report: dict[str, Any], base: Path) -> str:
         "<h2>Host latency</h2>",
         _table(["model", "threads", "median ms", "p90 ms", "min ms", "size MiB", "peak RSS MB"], rows),
         _png_tag(_resolve(base, outputs.get("plot")), "latency chart", 640),
-        f"<p class='muted'>host: {html.escape(str(env.get('cpu', '')))} · "
+        f"<p class='muted'>host: {html.escape(str((env.get('cpu_info') or {}).get('line') or env.get('cpu', '')))} · "
         f"{_link(base, outputs.get('json'), 'bench.json')}</p>"] if p)
 
 

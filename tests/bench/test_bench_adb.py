@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.bench import run_bench
+from toolkit.bench import format_table, run_bench
 from toolkit.bench.adb import AdbBenchOptions, PythonAdbClient, bench_adb
+from toolkit.bench.cpu import host_cpu
 from toolkit.errors import DependencyError, DeviceError
 
 pytestmark = pytest.mark.adb
@@ -48,6 +49,9 @@ def test_push_run_parse_end_to_end(adbd, tiny_tflite, tmp_path, standin_runner, 
         assert e.extra["repeats"][0]["output"]["num_threads"] == e.threads
     device = result.devices[0]
     assert device["error"] is None and device["facts"]["abi"] == "x86_64" and "model" not in device["facts"]
+    # the loopback device's /proc/cpuinfo, read over adb, is this machine's
+    assert device["facts"]["cpu"]["features"] == host_cpu().features and device["facts"]["cpu"]["features"]
+    assert f"{adbd.serial} CPU: " in format_table(result)
     assert device["push"]["bytes"] > tiny_tflite.stat().st_size and device["push"]["mb_per_s"] > 0
     # device logs were pulled, and the work folder on the device was removed
     assert len(device["pulled"]) == 4 and all(Path(p).is_file() for p in device["pulled"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,10 @@ def test_host_bench_entries_are_complete_and_sane(tiny_tflite, tiny_checkpoint, 
     litert = result.entries[0]
     assert litert.sha256 == sha256_file(tiny_tflite) and litert.file_size_bytes == tiny_tflite.stat().st_size
     assert result.environment["ai_edge_litert"] and result.environment["torch"] and result.environment["cpu"]
+    cpu = result.environment["cpu_info"]  # int8 speed depends on these, so they travel with the numbers
+    assert cpu["model"] == result.environment["cpu"] and "int8 dot product: " in cpu["line"]
+    if platform.machine() == "x86_64":
+        assert cpu["arch"] == "x86" and set(cpu["features"]) >= {"avx512_vnni", "avx_vnni", "amx_int8", "avx2"}
 
     data = json.loads((out / "bench.json").read_text())
     assert data["format"] == "ftk.bench/1" and data["complete"] is True and len(data["entries"]) == 4
@@ -42,6 +47,7 @@ def test_host_bench_entries_are_complete_and_sane(tiny_tflite, tiny_checkpoint, 
     csv_lines = (tmp_path / "bench.csv").read_text().splitlines()
     assert csv_lines[0].startswith("device,model,backend,threads,median_ms") and len(csv_lines) == 5
     table = format_table(result)
+    assert table.splitlines()[0] == f"host CPU: {cpu['line']}"
     assert "model_float32.tflite" in table and "pytorch-eager:" in table
 
     with pytest.raises(OutputExistsError):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.bench.adb import parse_facts, parse_harness_output, split_exit_code, with_exit_code
+from toolkit.bench.cpu import parse_cpuinfo
 from toolkit.bench.parse import BenchmarkOutputError, parse_benchmark_output
 from toolkit.errors import DeviceError
 
@@ -114,3 +115,39 @@ def test_device_facts_tolerate_absence():
     assert phone["battery_temp_c"] == pytest.approx(28.7)
     bare = parse_facts("uname_m=x86_64\ncpus=2\n")
     assert bare["abi"] == "x86_64" and "no getprop" in bare["abi_source"] and "model" not in bare
+
+
+# /proc/cpuinfo excerpts in the kernel's own layout (two cores each; real files repeat the block per core).
+SAPPHIRE_RAPIDS = "".join(
+    f"processor\t: {i}\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz\n"
+    "flags\t\t: fpu sse sse2 avx avx2 fma avx512f avx512bw avx512_vnni avx_vnni amx_bf16 amx_tile amx_int8\n\n"
+    for i in range(2))
+EPYC_ROME = "".join(f"processor\t: {i}\nmodel name\t: AMD EPYC 7B12\nflags\t\t: fpu sse2 avx avx2 fma\n\n"
+                    for i in range(2))
+# A big.LITTLE phone without "model name": Features per core, the little cores without i8mm.
+PHONE = ("processor\t: 0\nFeatures\t: fp asimd aes crc32 atomics asimddp\nCPU implementer\t: 0x41\nCPU part\t: 0xd05\n\n"
+         "processor\t: 4\nFeatures\t: fp asimd aes crc32 atomics asimddp i8mm\nCPU implementer\t: 0x41\n"
+         "CPU part\t: 0xd41\n\n")
+
+
+def test_cpuinfo_names_the_int8_dot_product_instructions():
+    intel = parse_cpuinfo(SAPPHIRE_RAPIDS)
+    assert intel.model.startswith("Intel(R) Xeon(R) Platinum 8481C") and intel.arch == "x86"
+    assert intel.int8_dot_product == ["AVX-512 VNNI", "AVX-VNNI", "AMX-INT8"]
+    assert all(intel.features.values())
+    amd = parse_cpuinfo(EPYC_ROME)
+    assert amd.int8_dot_product == [] and amd.features["avx2"] and not amd.features["avx512_vnni"]
+    assert amd.line() == ("AMD EPYC 7B12 (x86); int8 dot product: none; avx512_vnni no, avx_vnni no, amx_int8 no, "
+                          "amx_tile no, avx512f no, avx2 yes")
+    phone = parse_cpuinfo(PHONE, fallback_model="SM8450")
+    assert phone.arch == "arm" and phone.model == "ARM implementer 0x41 part 0xd05, 0xd41"
+    assert phone.features == {"asimddp": True, "i8mm": False}  # i8mm only on the big cores: not counted
+    assert parse_cpuinfo("", fallback_model="x86_64").model == "x86_64"
+
+
+def test_device_facts_carry_the_devices_cpu():
+    facts = parse_facts("model=Pixel 7\nsoc=Tensor G2\n" + "".join(f"cpuinfo={line}\n" for line in PHONE.splitlines()
+                                                                   if line.lower().startswith(("features", "cpu"))))
+    assert facts["cpu"]["features"] == {"asimddp": True, "i8mm": False}
+    assert facts["cpu"]["int8_dot_product"] == ["dotprod"] and "dotprod" in facts["cpu"]["line"]
+    assert "cpu" not in parse_facts("uname_m=x86_64\n")

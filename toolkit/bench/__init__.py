@@ -258,6 +258,18 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def cpu_lines(result: BenchResult) -> list[str]:
+    """Where it ran: the CPU model and its int8 dot-product instructions (int8 speed depends on them)."""
+    lines = []
+    if result.device == "host" and result.environment.get("cpu_info"):
+        lines.append(f"host CPU: {result.environment['cpu_info']['line']}")
+    for dev in result.devices:
+        cpu = (dev.get("facts") or {}).get("cpu")
+        if cpu:
+            lines.append(f"{dev['serial']} CPU: {cpu['line']}")
+    return lines
+
+
 def format_table(result: BenchResult) -> str:
     rows = entry_rows(result)
     cells = [TABLE_COLUMNS] + [[_fmt(r[c]) for c in TABLE_COLUMNS] for r in rows]
@@ -265,6 +277,7 @@ def format_table(result: BenchResult) -> str:
     lines = ["  ".join(cell.rjust(w) if i >= 3 else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    lines[:0] = cpu_lines(result)
     if result.errors:
         lines.append("")
         lines += [f"error: {err}" for err in result.errors]

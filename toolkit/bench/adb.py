@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
+from toolkit.bench.cpu import CPUINFO_KEYS, parse_cpuinfo
 from toolkit.bench.host import BenchEntry, LatencyStats
 from toolkit.bench.parse import BenchmarkModelOutput, BenchmarkOutputError, parse_benchmark_output
 from toolkit.errors import DependencyError, DeviceError, InputError
@@ -241,6 +242,8 @@ if command -v getprop >/dev/null 2>&1; then
   echo "soc=$(getprop ro.soc.model)"
 fi
 echo "uname_m=$(uname -m)"
+grep -iE '^(@CPUINFO_KEYS@)[[:space:]]*:' /proc/cpuinfo 2>/dev/null |
+  sed 's/^/cpuinfo=/'
 echo "cpus=$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
 for z in /sys/class/thermal/thermal_zone*; do
   [ -r "$z/temp" ] && echo "thermal_zone=$(cat "$z/type" 2>/dev/null):$(cat "$z/temp" 2>/dev/null)"
@@ -250,7 +253,7 @@ if command -v dumpsys >/dev/null 2>&1; then
   dumpsys battery 2>/dev/null | grep -m1 -i 'temperature' | sed 's/^ *temperature: */battery_temp_tenths_c=/'
 fi
 true
-"""
+""".replace("@CPUINFO_KEYS@", "|".join(CPUINFO_KEYS))
 
 UNAME_TO_ABI = {"aarch64": "arm64-v8a", "armv7l": "armeabi-v7a", "armv8l": "armeabi-v7a", "x86_64": "x86_64",
                 "i686": "x86"}
@@ -259,12 +262,15 @@ UNAME_TO_ABI = {"aarch64": "arm64-v8a", "armv7l": "armeabi-v7a", "armv8l": "arme
 def parse_facts(text: str) -> dict[str, Any]:
     facts: dict[str, Any] = {}
     zones: dict[str, float] = {}
+    cpuinfo: list[str] = []
     for line in text.splitlines():
         key, sep, value = line.partition("=")
         if not sep:
             continue
         value = value.strip()
-        if key == "thermal_zone":
+        if key == "cpuinfo":
+            cpuinfo.append(value)
+        elif key == "thermal_zone":
             name, _, temp = value.rpartition(":")
             try:
                 milli = float(temp)
@@ -281,6 +287,8 @@ def parse_facts(text: str) -> dict[str, Any]:
     if zones:
         facts["thermal_zones_c"] = zones
         facts["max_thermal_c"] = max(zones.values())
+    if cpuinfo:  # the device's CPU and its int8-deciding features (toolkit.bench.cpu)
+        facts["cpu"] = parse_cpuinfo("\n".join(cpuinfo), fallback_model=facts.get("soc", "")).to_dict()
     if "abi" not in facts and "uname_m" in facts:
         facts["abi"] = UNAME_TO_ABI.get(facts["uname_m"], facts["uname_m"])
         facts["abi_source"] = "uname -m (no getprop: not an Android build)"

@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from toolkit import native_logs
+from toolkit.bench.cpu import host_cpu
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import sha256_file
 
@@ -93,16 +94,6 @@ class BenchEntry:
 
 
 # --- environment ---------------------------------------------------------------------------------------------------
-def host_cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _version(dist: str) -> str | None:
     from importlib import metadata
 
@@ -115,8 +106,10 @@ def _version(dist: str) -> str | None:
 def host_environment(with_torch: bool = False) -> dict[str, Any]:
     from toolkit import __version__
 
+    cpu = host_cpu()
     env: dict[str, Any] = {
-        "cpu": host_cpu_name(),
+        "cpu": cpu.model,
+        "cpu_info": cpu.to_dict(),  # the int8-deciding features: int8 speed depends on them (toolkit.bench.cpu)
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
