@@ -1,0 +1,243 @@
+"""The stages: each plan declares what it reads and returns what it wrote."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+from toolkit.config import to_plain
+from toolkit.constants import PARITY_SAMPLE_NAME
+from toolkit.errors import DependencyError
+from toolkit.io import write_json_atomic
+from toolkit.pipeline.config import _train_config, choose_shipped
+from toolkit.pipeline.runner import FileInput, FolderInput, RunContext, Stage, StageOutput, _file, to_run_relative
+
+log = logging.getLogger("toolkit.pipeline")  # one logger for the pipeline: log lines keep the name they always had
+
+
+def _settings(section: Any, *paths: str) -> dict[str, Any]:
+    """A config section's values without its path fields (those enter a key by content, as inputs)."""
+    return {k: v for k, v in to_plain(section).items() if k not in paths}
+
+
+def prepare_stage(run: RunContext) -> Stage:
+    p = run.config.prepare
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.prepare import prepare
+
+        res = prepare(p.images, folder / "faces.csv", min_images_per_person=p.min_images_per_person, split=p.split,
+                      seed=p.seed, contact_sheet=p.contact_sheet, overwrite=True, progress=run.progress)
+        files = [res.csv_path, res.labels_path, res.rejects_path, res.contact_sheet_path]
+        return StageOutput(to_plain(res), [f for f in files if f])
+
+    return Stage("prepare", {**_settings(p, "images"), "images": FolderInput(Path(p.images))}, work)
+
+
+def base_stage(run: RunContext) -> Stage:
+    """The starting checkpoint: the pretrained weights as they are, or random init with BatchNorm set on the faces."""
+    c = run.config
+    calibration = None if c.weights else run.faces_csv
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.init_checkpoint import init_checkpoint
+
+        res = init_checkpoint(folder / "base.pt", backbone=c.backbone, weights=c.weights, calibration=calibration,
+                              overwrite=True, progress=run.progress)
+        return StageOutput(to_plain(res), [res.path])
+
+    return Stage("base", {"backbone": c.backbone, "weights": _file(c.weights),
+                          "faces": run.faces() if calibration else None}, work)
+
+
+def train_stage(run: RunContext) -> Stage | None:
+    c = run.config
+    if c.train is None:
+        return None
+    faces_csv = run.faces_csv
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.train import train
+
+        tcfg = _train_config(c, run.config_path.resolve().parent, faces_csv, folder)
+        resume = (folder / "last.pt").is_file()
+        res = train(tcfg, config_path=run.config_path, resume=resume, overwrite=not resume, progress=run.progress)
+        files = [res.best_checkpoint, res.last_checkpoint, res.results_csv]
+        return StageOutput(to_plain(res), [f for f in files if f])
+
+    # Leak-free training drops the identities of the pairs file: its content is an input of this stage.
+    excluded = FileInput(Path(c.evaluate.pairs)) if c.evaluate.leak_free else None
+    return Stage("train", {"train": c.train, "backbone": c.backbone, "weights": _file(c.weights),
+                           "faces": run.faces(), "leak_free_pairs": excluded}, work)
+
+
+def select_stage(run: RunContext) -> Stage | None:
+    """What ships, the start or the fine-tuned model, chosen on pairs disjoint from the test pairs."""
+    e = run.config.evaluate
+    if run.fine_tuned is None or e.select_pairs is None:
+        return None
+    candidates = {"start": run.start, "fine-tuned": run.fine_tuned}
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.evaluate import evaluate_model_file
+
+        rows = {label: _ladder_row(label, path, evaluate_model_file(
+                    path, pairs=e.select_pairs, data=run.data_dir, far=e.far, limit_pairs=e.select_limit_pairs,
+                    out_dir=folder / label, overwrite=True, progress=run.progress))
+                for label, path in candidates.items()}
+        shipped, reason = choose_shipped(rows["start"], rows["fine-tuned"])
+        return StageOutput({"shipped": shipped, "shipped_path": rows[shipped]["path"], "reason": reason,
+                            "pairs": str(e.select_pairs), "rows": list(rows.values())}, _row_files(rows.values()))
+
+    return Stage("select", {"models": {k: FileInput(v) for k, v in candidates.items()},
+                            "pairs": FileInput(Path(e.select_pairs)), "limit": e.select_limit_pairs, "far": e.far,
+                            "data": FolderInput(run.data_dir)}, work)
+
+
+def export_stage(run: RunContext) -> Stage:
+    c = run.config
+    checkpoint, faces_csv = run.shipped, run.faces_csv
+    select = run.result("select")
+    if select is not None:
+        log.info("shipping the %s model: %s", select["shipped"], select["reason"])
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.export import export_model
+
+        res = export_model(checkpoint, folder, quantize="int8" if c.export.quantize else None,
+                           calibration=faces_csv, calibration_limit=c.export.calibration_limit,
+                           overwrite=True, progress=run.progress)
+        summary = res.summary()
+        files = [a["path"] for a in summary["artifacts"].values()] + [summary.get("manifest")]
+        if "parity_sample" in res.manifest:  # the faces calibration did not see: the parity stage uses them
+            files.append(str(folder / PARITY_SAMPLE_NAME))
+        return StageOutput(summary, [f for f in files if f])
+
+    return Stage("export", {**_settings(c.export), "checkpoint": FileInput(checkpoint), "faces": run.faces()}, work)
+
+
+def evaluate_stage(run: RunContext) -> Stage:
+    """The accuracy ladder: the same pairs through every embedder, one code path."""
+    from toolkit.deploy.kotlin import template_fingerprint
+
+    e = run.config.evaluate
+    rungs = _ladder_models(run) + _app_rungs(run)
+    # Classification accuracy needs a head and a test split.
+    classify = run.faces_csv if (run.result("prepare").get("split_counts") or {}).get("test") else None
+
+    def work(folder: Path) -> StageOutput:
+        rows = [_evaluate_rung(run, label, path, mode, classify, folder) for label, path, mode in rungs]
+        return StageOutput({"ladder": rows}, _row_files(rows))
+
+    app_after = any(mode == "after" for *_, mode in rungs)
+    return Stage("evaluate", {"pairs": FileInput(Path(e.pairs)), "data": FolderInput(run.data_dir), "far": e.far,
+                              "limit_pairs": e.limit_pairs,
+                              "rungs": [[label, FileInput(path), mode] for label, path, mode in rungs],
+                              "classify_faces": run.faces() if classify else None,
+                              "kotlin": template_fingerprint() if app_after else None}, work)
+
+
+def parity_stage(run: RunContext) -> Stage:
+    """torch vs LiteRT on the faces the export held out of calibration (else the prepared faces)."""
+    checkpoint, faces_csv, artifacts, limit = run.shipped, run.faces_csv, run.artifacts, run.config.parity.limit
+    sample = next(iter(artifacts.values())).with_name(PARITY_SAMPLE_NAME) if artifacts else None
+    held_out = sample is not None and sample.is_file()
+    # Decisions are compared at the threshold the app will use: the one calibrated for the float model.
+    threshold = next((row.get("threshold") for row in run.result("evaluate")["ladder"] if row["model"] == "pytorch"),
+                     None)
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.parity import parity_check
+
+        out, files = {}, []
+        for precision, path in artifacts.items():
+            out[precision] = parity_check(path, checkpoint, images=None if held_out else faces_csv, limit=limit,
+                                          threshold=threshold, progress=run.progress).to_dict()
+            files.append(folder / f"parity_{precision}.json")
+            write_json_atomic(files[-1], to_run_relative(out[precision], run.root))
+        return StageOutput(out, files)
+
+    return Stage("parity", {"limit": limit, "threshold": threshold, "checkpoint": FileInput(checkpoint),
+                            "models": {p: FileInput(a) for p, a in artifacts.items()},
+                            "faces": FileInput(sample) if held_out else run.faces()}, work)
+
+
+def bench_stage(run: RunContext) -> Stage | None:
+    b = run.config.bench
+    if not b.enabled:
+        return None
+    models = list(run.artifacts.values())
+    baseline = run.shipped if b.pytorch_baseline else None
+
+    def work(folder: Path) -> StageOutput:
+        from toolkit.bench import run_bench
+
+        res = run_bench(models, device="host", threads=b.threads, warmup=b.warmup, runs=b.runs, checkpoint=baseline,
+                        out_dir=folder, plot_path=folder / "latency.png", overwrite=True, progress=run.progress)
+        result = res.to_dict(with_samples=False)
+        return StageOutput(result, [f for f in (result.get("outputs") or {}).values() if f])
+
+    return Stage("bench", {**_settings(b), "models": [FileInput(m) for m in models],
+                           "checkpoint": _file(baseline)}, work)
+
+
+# In STAGES order; a plan returns None for a stage the config leaves out.
+STAGE_PLANS: tuple[Callable[[RunContext], Stage | None], ...] = (
+    prepare_stage, base_stage, train_stage, select_stage, export_stage, evaluate_stage, parity_stage, bench_stage)
+
+
+def _ladder_models(run: RunContext) -> list[tuple[str, Path, str | None]]:
+    models: list[tuple[str, Path, str | None]] = []
+    if run.fine_tuned is not None:
+        if run.config.evaluate.pytorch_baseline:
+            models.append(("pytorch (start)", run.start, None))
+        if run.shipped != run.fine_tuned:
+            models.append(("pytorch (fine-tuned, not shipped)", run.fine_tuned, None))
+    models.append(("pytorch", run.shipped, None))
+    artifacts = run.artifacts
+    return models + [(f"tflite {p}", artifacts[p], None) for p in ("float32", "int8") if p in artifacts]
+
+
+def _app_rungs(run: RunContext) -> list[tuple[str, Path, str | None]]:
+    """The deployed artifact with the app's crops, before and after ftk deploy."""
+    d, artifacts = run.config.deploy, run.artifacts
+    if d is None or not d.app_rungs or d.variant not in artifacts:
+        return []
+    return [(f"app {mode} deploy ({d.variant})", artifacts[d.variant], mode) for mode in ("before", "after")]
+
+
+def _evaluate_rung(run: RunContext, label: str, model_path: Path, simulate_app: str | None,
+                   classify_csv: Path | None, folder: Path) -> dict[str, Any]:
+    from toolkit.evaluate import evaluate_model_file
+
+    e = run.config.evaluate
+    # TFLite reports go beside the model (<stem>.eval/) so `ftk deploy --threshold auto` finds them.
+    slug = label.replace(" ", "_").replace("(", "").replace(")", "")
+    out = None if model_path.suffix == ".tflite" else folder / slug
+    try:
+        res = evaluate_model_file(model_path, pairs=e.pairs, data=run.data_dir,
+                                  csv=None if simulate_app else classify_csv, far=e.far, limit_pairs=e.limit_pairs,
+                                  out_dir=out, overwrite=True, progress=run.progress, simulate_app=simulate_app)
+    except DependencyError as exc:  # no kotlinc: the app-after rung is reported as not measured
+        return {"model": label, "path": str(model_path), "skipped": str(exc)}
+    return _ladder_row(label, model_path, res)
+
+
+def _row_files(rows: Any) -> list[str]:
+    return [row[k] for row in rows for k in ("report", "roc_png", "scores_png") if row.get(k)]
+
+
+def _ladder_row(label: str, model_path: Path, res: Any) -> dict[str, Any]:
+    v = res.verification
+    row: dict[str, Any] = {"model": label, "path": str(model_path), "sha256": res.model_sha256,
+                           "report": str(res.report_path) if res.report_path else None,
+                           "roc_png": str(res.roc_path) if res.roc_path else None,
+                           "scores_png": str(res.histogram_path) if res.histogram_path else None}
+    if v is not None:
+        row.update({"accuracy_mean": v.accuracy_mean, "accuracy_std": v.accuracy_std, "auc": v.auc, "eer": v.eer,
+                    "tar_at_far": v.tar_at_far, "threshold": v.threshold, "far": v.far, "n_pairs": v.n_pairs,
+                    "roc_points": v.roc_points})
+    if res.classification is not None:
+        row["classification_accuracy"] = res.classification.accuracy
+    return row
