@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "ftk.checkpoint/1"
-# Face embedders take 112-160 px; far larger sizes only make evaluate/export allocate gigabytes (100000 px: 80 GB).
-MAX_INPUT_SIZE = 1024
 
 
 def load_error_reason(exc: BaseException) -> str:
@@ -132,9 +130,6 @@ def _read_payload(path: Path) -> tuple[dict[str, Any], CheckpointMeta]:
         meta = CheckpointMeta.from_dict(json.loads(payload["metadata_json"]))
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(f"{path} has unreadable metadata: {exc}") from None
-    if meta.spec.input_size > MAX_INPUT_SIZE:
-        raise CheckpointError(f"{path} says its input size is {meta.spec.input_size} px, more than ftk's "
-                              f"{MAX_INPUT_SIZE}; the file is damaged or not meant for a face embedder")
     return payload, meta
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import sys
 import time
 import traceback
@@ -70,8 +71,18 @@ def cli(verbose: int) -> None:
     logging.getLogger("toolkit").setLevel(logging.INFO if verbose == 0 else level)
 
 
+# C0/C1 controls, DEL and the Unicode line/paragraph separators: anything a terminal or a log reader could take as
+# a line break or a command. A file name holding one must not forge a second "error:" line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as its escape (``\\n``, ``\\x1b``): one line stays one line."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return printable(" ".join(text.split()))
 
 
 def _usage_error(exc: click.UsageError) -> None:
@@ -110,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="ftk", standalone_mode=False)
     except ToolkitError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {printable(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -19,6 +19,33 @@ DEFAULT_CALIBRATION_FACES = 300
 DEFAULT_PARITY_FACES = 64
 PARITY_SAMPLE_NAME = "parity_faces.npz"
 
+# --- bounds on what a user (or a file) can ask for: one range each, checked everywhere the value enters ----------
+# A face model's square input size (CLI flags, checkpoints, contracts, configs). Face embedders take 112-160 px;
+# far larger sizes only make evaluate/export allocate gigabytes (100000 px: 80 GB).
+MIN_INPUT_SIZE, MAX_INPUT_SIZE = 8, 1024
+# An embedding's length (a contract claiming more describes no face model).
+MAX_EMBEDDING_DIM = 65536
+# Classifier head size: more than this allocates gigabytes before anything is trained.
+MAX_NUM_CLASSES = 1_000_000
+# Interpreter threads, host or device (--threads 1000000 segfaulted LiteRT and exhausted a phone's threads).
+MAX_THREADS = 256
+# Pixels (width x height, read from the file's header before decoding) of one photo; a 13000 x 13000 PNG takes
+# 6 GB in MTCNN. $FTK_MAX_IMAGE_PIXELS sets another cap.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+
+
+def max_image_pixels() -> int:
+    """The pixel cap for one photo: $FTK_MAX_IMAGE_PIXELS (a positive integer) when set, else the default."""
+    text = os.environ.get("FTK_MAX_IMAGE_PIXELS", "").strip()
+    if not text:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    if not (text.isascii() and text.isdigit() and len(text) <= 12 and int(text) > 0):
+        from toolkit.errors import InputError
+
+        raise InputError(f"FTK_MAX_IMAGE_PIXELS must be a positive number of pixels, got {text[:40]!r}",
+                         hint=f"e.g. {DEFAULT_MAX_IMAGE_PIXELS} (the default), or unset it")
+    return int(text)
+
 
 def cache_root() -> Path:
     """Where ftk caches detections, crops, embeddings, runtimes and binaries: $FTK_CACHE_DIR, else ~/.cache/ftk."""

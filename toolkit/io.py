@@ -149,10 +149,19 @@ def read_json(path: str | Path, what: str = "JSON file") -> Any:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{what} not found: {path}")
+    return parse_json(path.read_bytes(), f"{what} {path}")
+
+
+def parse_json(data: str | bytes, what: str) -> Any:
+    """JSON from a file ftk did not just write; every way it can be crafted to fail is an InputError naming
+    ``what``: bad syntax or UTF-8, a number past Python's 4300-digit limit, nesting deeper than the interpreter's
+    recursion limit (100,000 ``[``)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{what} {path} is not valid JSON: {exc}") from None
+        return json.loads(data)
+    except RecursionError:
+        raise InputError(f"{what} nests arrays or objects too deeply to be read") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError, as is a 5001-digit number
+        raise InputError(f"{what} is not valid JSON: {str(exc)[:200]}") from None
 
 
 def ensure_writable_dir(path: str | Path) -> Path:

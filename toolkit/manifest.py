@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from toolkit.constants import MANIFEST_NAME
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import read_json, sha256_file
-from toolkit.spec import ModelSpec
+from toolkit.spec import ModelSpec, short_repr
 
 if TYPE_CHECKING:
     from toolkit.export import ArtifactResult
@@ -107,10 +107,12 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     if not isinstance(artifacts, dict):
         raise ModelFileError(f"{path}: 'artifacts' must map file names to entries, got {type(artifacts).__name__}",
                              hint="export the model again with ftk export")
+    check_field_types(manifest, _DOCUMENT_FIELDS, f"{path}:")
     for key, entry in artifacts.items():
         check_artifact_name(key, path)
         if not isinstance(entry, dict):
             raise ModelFileError(f"{path}: the entry for {key} is not an object")
+        _check_entry(entry, f"{path}: the entry for {key}:")
     if "spec" in manifest:
         try:
             ModelSpec.from_dict(manifest["spec"])
@@ -119,9 +121,39 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     return manifest
 
 
+# The types of the fields ftk reads from a manifest, its artifact entries and an embedded contract (None: absent).
+# A crafted file with another type is refused here, once, instead of crashing whichever reader touches it first.
+_DOCUMENT_FIELDS = {"spec": dict, "precision": str, "source_checkpoint": dict, "input": dict, "output": dict,
+                    "quantization": dict, "calibration": dict, "tools": dict, "created_at": str, "ftk_version": str,
+                    "format": str}
+_ENTRY_FIELDS = {"precision": str, "sha256": str, "size_bytes": int, "ops": list, "min_runtime": str,
+                 "unknown_ops": list, "external_buffers": bool, "quantization": dict}
+_OP_FIELDS = {"name": str, "version": int, "count": int}
+_TYPE_WORDS = {dict: "an object", list: "a list", str: "a string", int: "an integer", bool: "true or false"}
+
+
+def check_field_types(document: dict[str, Any], fields: dict[str, type], where: str) -> None:
+    """Each of ``fields`` present in ``document`` has its type (ModelFileError naming the first that does not)."""
+    for key, kind in fields.items():
+        value = document.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ModelFileError(f"{where} {key} must be {_TYPE_WORDS[kind]}, got {short_repr(value)}",
+                                 hint="export the model again")
+
+
+def _check_entry(entry: dict[str, Any], where: str) -> None:
+    check_field_types(entry, _ENTRY_FIELDS, where)
+    for op in entry.get("ops") or []:
+        if not isinstance(op, dict):
+            raise ModelFileError(f"{where} ops must list objects, got {short_repr(op)}")
+        check_field_types(op, _OP_FIELDS, f"{where} an op's")
+
+
 def _check_format_version(version: Any, where: str) -> None:
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise ModelFileError(f"{where} format_version must be a positive integer, got {version!r}")
+        raise ModelFileError(f"{where} format_version must be a positive integer, got {short_repr(version)}")
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{where} format_version {version}; this ftk reads up to {FORMAT_VERSION}",
                              hint="upgrade ftk, or export the model again with this one")
@@ -162,6 +194,7 @@ def contract_for(path: str | Path) -> ArtifactContract | None:
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     embedded = read_contract(path)
+    own_spec = embedded_spec(path, embedded) if embedded is not None else None
     digest = sha256_file(path)
     beside = _manifest_beside(path)
     if beside is not None:
@@ -173,25 +206,43 @@ def contract_for(path: str | Path) -> ArtifactContract | None:
                 raise ModelFileError(problems[0], hint="export the model again (or restore the original file)")
             if "spec" not in manifest:
                 raise ModelFileError(f"{manifest_path} lists {path.name} but has no spec")
+            spec = ModelSpec.from_dict(manifest["spec"])  # read_manifest validated it
+            check_against_graph(path, spec)
             return ArtifactContract(
-                path=path, spec=ModelSpec.from_dict(manifest["spec"]), source="manifest",
+                path=path, spec=spec, source="manifest",
                 precision=entry.get("precision"), sha256=digest, entry=entry,
                 source_checkpoint=dict(manifest.get("source_checkpoint") or {}), manifest=manifest,
                 embedded=embedded)
-    if embedded is None:
+    if embedded is None or own_spec is None:
         return None
-    return _from_embedded(path, embedded, digest)
-
-
-def _from_embedded(path: Path, embedded: dict[str, Any], digest: str) -> ArtifactContract:
-    _check_format_version(embedded.get("format_version"), f"{path}: embedded contract")
-    try:
-        spec = ModelSpec.from_dict(embedded.get("spec"))
-    except InputError as exc:
-        raise ModelFileError(f"{path}: the embedded contract has an invalid spec: {exc.message}") from None
-    return ArtifactContract(path=path, spec=spec, source="embedded", precision=embedded.get("precision"),
+    check_against_graph(path, own_spec)
+    return ArtifactContract(path=path, spec=own_spec, source="embedded", precision=embedded.get("precision"),
                             sha256=digest, entry=embedded,
                             source_checkpoint=dict(embedded.get("source_checkpoint") or {}), embedded=embedded)
+
+
+def embedded_spec(path: Path, embedded: dict[str, Any]) -> ModelSpec:
+    """The spec of a contract read from a file, once its format version, field types and spec are valid."""
+    _check_format_version(embedded.get("format_version"), f"{path}: embedded contract")
+    check_field_types(embedded, _DOCUMENT_FIELDS, f"{path}: the embedded contract's")
+    try:
+        return ModelSpec.from_dict(embedded.get("spec"))
+    except InputError as exc:
+        raise ModelFileError(f"{path}: the embedded contract has an invalid spec: {exc.message}") from None
+
+
+def check_against_graph(path: Path, spec: ModelSpec) -> None:
+    """The graph in the file takes and gives what ``spec`` says: NHWC [1, S, S, 3] in, embedding_dim out."""
+    from toolkit.tflite.inspect import graph_io_shapes
+
+    taken, given = graph_io_shapes(path)
+    said = [1, spec.input_size, spec.input_size, 3]
+    if len(taken) != 4 or taken[1:] != said[1:]:
+        raise ModelFileError(f"{path}: its contract says the input is {said}, but the graph takes {taken}",
+                             hint="the contract does not describe this model; export it again")
+    if not given or given[-1] != spec.embedding_dim:
+        raise ModelFileError(f"{path}: its contract says {spec.embedding_dim}-d embeddings, but the graph outputs "
+                             f"{given}", hint="the contract does not describe this model; export it again")
 
 
 def _manifest_problems(path: Path, manifest_path: Path, manifest: dict[str, Any], entry: dict[str, Any],
@@ -208,9 +259,11 @@ def _manifest_problems(path: Path, manifest_path: Path, manifest: dict[str, Any]
             mine, theirs = embedded.get("spec") or {}, manifest.get("spec") or {}
             for key in sorted(set(mine) | set(theirs)):
                 if mine.get(key) != theirs.get(key):
-                    differences.append(f"{key}: manifest {theirs.get(key)!r}, file {mine.get(key)!r}")
+                    differences.append(f"{key}: manifest {short_repr(theirs.get(key))}, "
+                                       f"file {short_repr(mine.get(key))}")
         if embedded.get("precision") != entry.get("precision"):
-            differences.append(f"precision: manifest {entry.get('precision')!r}, file {embedded.get('precision')!r}")
+            differences.append(f"precision: manifest {short_repr(entry.get('precision'))}, "
+                               f"file {short_repr(embedded.get('precision'))}")
         if differences:
             problems.append(f"{manifest_path} disagrees with the contract embedded in {path.name} ("
                             + "; ".join(differences) + "): the manifest was edited after export")
@@ -231,6 +284,7 @@ class ArtifactStatus:
 
 def artifact_status(path: str | Path) -> ArtifactStatus:
     """The checks of :func:`contract_for` without refusing: for showing a modified file or an edited manifest.
+    (A contract that is invalid, or that does not fit the file's graph, is still refused: there is nothing to show.)
 
     The spec shown is the one that can be trusted most: the manifest's when its entry verifies, else the contract
     embedded in the file, else the (unverified) manifest's, with a warning saying why.
@@ -245,6 +299,8 @@ def artifact_status(path: str | Path) -> ArtifactStatus:
     if beside is not None:
         manifest_path, manifest = beside
         entry = (manifest.get("artifacts") or {}).get(path.name)
+    if embedded is not None:  # shown or not, a contract the file carries must be valid and fit its graph
+        check_against_graph(path, embedded_spec(path, embedded))
     if entry is None:
         if embedded is not None:
             return ArtifactStatus(spec=embedded.get("spec"), source="embedded", manifest_entry=None,
@@ -252,13 +308,12 @@ def artifact_status(path: str | Path) -> ArtifactStatus:
         return ArtifactStatus(spec=None, source=None, manifest_entry=None, matches_manifest=None, embedded=None)
     problems = _manifest_problems(path, manifest_path, manifest, entry, embedded, digest)
     matches = entry.get("sha256") == digest
-    if not problems:
-        return ArtifactStatus(spec=manifest.get("spec"), source="manifest", manifest_entry=entry,
-                              matches_manifest=True, embedded=embedded)
-    if embedded is not None:
+    if embedded is not None and problems:
         spec, source = embedded.get("spec"), "embedded"
     else:
         spec, source = manifest.get("spec"), "manifest"
+        if spec is not None:
+            check_against_graph(path, ModelSpec.from_dict(spec))
     return ArtifactStatus(spec=spec, source=source, manifest_entry=entry, matches_manifest=matches,
                           embedded=embedded, warnings=problems)
 

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from toolkit.constants import MAX_EMBEDDING_DIM, MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from toolkit.errors import InputError
 
 CROP_METHODS = ("box", "align")
@@ -62,37 +64,51 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         # A spec read from a manifest or a .tflite is not trusted: its values end up in generated Kotlin and code.
-        for name in ("input_size", "embedding_dim", "box_margin"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise InputError(f"{name} must be an integer, got {value!r}")
-        if not isinstance(self.backbone, str) or not BACKBONE_NAME.fullmatch(self.backbone):
-            raise InputError(f"backbone must be a name of letters, digits, '_', '.', '-' or ':', got {self.backbone!r}")
-        if self.input_size < 8:
-            raise InputError(f"input_size must be >= 8, got {self.input_size}")
-        if self.embedding_dim < 1:
-            raise InputError(f"embedding_dim must be >= 1, got {self.embedding_dim}")
+        self._check_types()
+        if not BACKBONE_NAME.fullmatch(self.backbone):
+            raise InputError(f"backbone must be a name of letters, digits, '_', '.', '-' or ':', "
+                             f"got {short_repr(self.backbone)}")
+        if not MIN_INPUT_SIZE <= self.input_size <= MAX_INPUT_SIZE:
+            raise InputError(f"input size is {short_repr(self.input_size)} px, outside a face model's "
+                             f"{MIN_INPUT_SIZE}..{MAX_INPUT_SIZE}")
+        if not 1 <= self.embedding_dim <= MAX_EMBEDDING_DIM:
+            raise InputError(f"embedding_dim must be in 1..{MAX_EMBEDDING_DIM}, got {short_repr(self.embedding_dim)}")
         if not 0 <= self.box_margin < self.input_size:
-            raise InputError(f"box_margin must be in [0, input_size), got {self.box_margin}")
+            raise InputError(f"box_margin must be in [0, input_size), got {short_repr(self.box_margin)}")
         if self.crop not in CROP_METHODS:
-            raise InputError(f"crop must be one of {CROP_METHODS}, got {self.crop!r}")
+            raise InputError(f"crop must be one of {CROP_METHODS}, got {short_repr(self.crop)}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
-            raise InputError(f"mean and std need 3 values each with std > 0, got mean={self.mean} std={self.std}")
+            raise InputError(f"mean and std need 3 values each with std > 0, got mean={short_repr(self.mean)} "
+                             f"std={short_repr(self.std)}")
         if self.channel_order not in CHANNEL_ORDERS:
-            raise InputError(f"channel_order must be one of {CHANNEL_ORDERS}, got {self.channel_order!r}")
+            raise InputError(f"channel_order must be one of {CHANNEL_ORDERS}, got {short_repr(self.channel_order)}")
         if self.input_layout not in INPUT_LAYOUTS:
-            raise InputError(f"input_layout {self.input_layout!r} is not supported: ftk exports and feeds NHWC "
-                             "[1, H, W, 3] like the app")
+            raise InputError(f"input_layout {short_repr(self.input_layout)} is not supported: ftk exports and "
+                             "feeds NHWC [1, H, W, 3] like the app")
         if self.input_dtype not in INPUT_DTYPES:
-            raise InputError(f"input_dtype {self.input_dtype!r} is not supported: ftk exports and feeds float32 "
-                             "input like the app")
+            raise InputError(f"input_dtype {short_repr(self.input_dtype)} is not supported: ftk exports and feeds "
+                             "float32 input like the app")
         if len(self.value_range) != 2 or not self.value_range[0] < self.value_range[1]:
-            raise InputError(f"value_range must be [low, high] with low < high, got {list(self.value_range)}")
-        if not isinstance(self.l2_normalized, bool):
-            raise InputError(f"l2_normalized must be true or false, got {self.l2_normalized!r}")
+            raise InputError(f"value_range must be [low, high] with low < high, got {short_repr(self.value_range)}")
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         object.__setattr__(self, "value_range", tuple(float(v) for v in self.value_range))
+
+    def _check_types(self) -> None:
+        """Every field has its type (a crafted contract's list, string or huge number is refused, not crashed on)."""
+        for name in ("input_size", "embedding_dim", "box_margin"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InputError(f"{name} must be an integer, got {short_repr(value)}")
+        for name in ("backbone", "crop", "channel_order", "input_layout", "input_dtype"):
+            if not isinstance(getattr(self, name), str):
+                raise InputError(f"{name} must be a string, got {short_repr(getattr(self, name))}")
+        for name in ("mean", "std", "value_range"):
+            values = getattr(self, name)
+            if not isinstance(values, (tuple, list)) or not all(_is_finite_number(v) for v in values):
+                raise InputError(f"{name} must be a list of finite numbers, got {short_repr(values)}")
+        if not isinstance(self.l2_normalized, bool):
+            raise InputError(f"l2_normalized must be true or false, got {short_repr(self.l2_normalized)}")
 
     # --- serialisation -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -109,7 +125,7 @@ class ModelSpec:
         reject_unknown_keys(data, {f.name for f in dataclasses.fields(cls)}, where="model spec")
         values = dict(data)
         for key in ("mean", "std", "value_range"):
-            if key in values:
+            if isinstance(values.get(key), list):
                 values[key] = tuple(values[key])
         try:
             return cls(**values)
@@ -160,17 +176,35 @@ class ModelSpec:
         return faces
 
 
+def _is_finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """repr() of a value from a file, cut to ``limit`` characters without building the whole text first."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = shortener.maxlong = limit
+    try:
+        text = shortener.repr(value)
+    except (ValueError, RecursionError):  # an int past Python's 4300-digit conversion limit, a self-nesting list
+        text = f"<a {type(value).__name__} too large to show>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def reject_unknown_keys(data: dict[str, Any], known: set[str] | list[str], where: str) -> None:
     """Raise an error naming each unknown key and the closest known one."""
     known = sorted(known)
     problems = []
     for key in data:
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            close = difflib.get_close_matches(str(key)[:100], known, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
-            problems.append(f"unknown key {key!r} in {where}{hint}")
+            problems.append(f"unknown key {short_repr(key)} in {where}{hint}")
     if problems:
-        raise InputError("; ".join(problems))
+        more = f"; and {len(problems) - 5} more unknown keys" if len(problems) > 5 else ""
+        raise InputError("; ".join(problems[:5]) + more)
 
 
 def parse_normalization(text: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:

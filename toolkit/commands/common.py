@@ -9,7 +9,13 @@ from typing import Any
 
 import click
 
-from toolkit.constants import DEFAULT_PICK, PICK_RULES  # stdlib only: --help stays free of numpy
+from toolkit.constants import (  # stdlib only: --help stays free of numpy
+    DEFAULT_PICK,
+    MAX_INPUT_SIZE,
+    MAX_THREADS,
+    MIN_INPUT_SIZE,
+    PICK_RULES,
+)
 
 # The shared flags, defined once so each keeps one meaning in every command (docs/cli.md lists them).
 FACES_HELP = "Real face photos: a Person/*.jpg folder (detected with MTCNN) or a faces CSV from `ftk prepare`."
@@ -59,9 +65,10 @@ def pick_option(help: str = ""):
 
 FACES_PICK_NOTE = "For --faces photos (a faces CSV carries the face `ftk prepare` picked)."
 
-# One integer everywhere (bench, which times several, repeats it).
-threads_option = click.option("--threads", "num_threads", type=click.IntRange(min=1), default=2, show_default=True,
-                              metavar="N", help="LiteRT interpreter threads.")
+# One integer in one range everywhere (bench, which times several, repeats it and checks the same range).
+THREADS_RANGE = click.IntRange(1, MAX_THREADS)
+threads_option = click.option("--threads", "num_threads", type=THREADS_RANGE, default=2, show_default=True,
+                              metavar="N", help=f"LiteRT interpreter threads (1..{MAX_THREADS}).")
 
 
 def echo_json(obj: Any) -> None:
@@ -70,11 +77,10 @@ def echo_json(obj: Any) -> None:
     click.echo(json.dumps(obj, indent=2, default=str))
 
 
-def _check_input_size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
-    from toolkit.checkpoint import MAX_INPUT_SIZE  # here, not at import: `--help` must not load numpy
-
-    if value is not None and not 8 <= value <= MAX_INPUT_SIZE:
-        raise click.BadParameter(f"{value} is not a face model input size (8..{MAX_INPUT_SIZE} px)")
+def check_input_size(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    """The callback of every --input-size: one range (ModelSpec checks the same one in files)."""
+    if value is not None and not MIN_INPUT_SIZE <= value <= MAX_INPUT_SIZE:
+        raise click.BadParameter(f"{value} is not a face model input size ({MIN_INPUT_SIZE}..{MAX_INPUT_SIZE} px)")
     return value
 
 
@@ -86,7 +92,7 @@ def embedder_options(func):
     func = click.option("--normalization", default=None,
                         help="For a foreign .tflite: host-side MEAN,STD in pixel units, e.g. 127.5,128. "
                              "NHWC float32 input is assumed.")(func)
-    func = click.option("--input-size", type=int, default=None, callback=_check_input_size,
+    func = click.option("--input-size", type=int, default=None, callback=check_input_size,
                         help="For a foreign .tflite: its square input size (NHWC assumed).")(func)
     func = click.option("--backbone", default=None,
                         help="Backbone of a plain state_dict (e.g. mobilefacenet); not needed for ftk checkpoints.")(func)

@@ -110,6 +110,17 @@ def _vector_end(table, field_offset: int) -> int | None:
 def inspect_tflite(path: str | Path) -> TFLiteInfo:
     """Parse ``path`` and describe it. Raises ModelFileError when it is missing, truncated or not TFLite."""
     path = Path(path)
+    return _guarded(path, _parse)
+
+
+def graph_io_shapes(path: str | Path) -> tuple[list[int], list[int]]:
+    """(input shape, output shape) of the main subgraph's first input and output: what the graph itself takes and
+    gives, to hold a contract against. Bounds-checked like :func:`inspect_tflite`; nothing else is parsed."""
+    return _guarded(Path(path), _io_shapes)
+
+
+def _guarded(path: Path, parse):
+    """``parse(path, data)`` on the file's bytes; a missing, foreign, truncated or corrupt file is ModelFileError."""
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     data = path.read_bytes()
@@ -117,12 +128,29 @@ def inspect_tflite(path: str | Path) -> TFLiteInfo:
         raise ModelFileError(f"{path} is not a TFLite flatbuffer (no 'TFL3' identifier)",
                              hint="pass the .tflite written by ftk export")
     try:
-        return _parse(path, data)
+        return parse(path, data)
     except ModelFileError:
         raise
     except (struct.error, IndexError, ValueError, TypeError, OverflowError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc})",
                              hint="export it again; the copy may be incomplete") from None
+
+
+def _main_subgraph(f: "_File"):
+    if not 0 < f.model._tab.Pos < f.size:
+        raise f.truncated("the root table")
+    if f.model.SubgraphsLength() < 1:
+        raise ModelFileError(f"{f.path} has no subgraph", hint="export it again")
+    main = f.model.Subgraphs(0)
+    if main.InputsLength() < 1 or main.OutputsLength() < 1:
+        raise ModelFileError(f"{f.path} has no input or output tensor", hint="export it again")
+    return main
+
+
+def _io_shapes(path: Path, data: bytes) -> tuple[list[int], list[int]]:
+    f = _File(path, len(data), _schema().Model.GetRootAs(data, 0), {})
+    main = _main_subgraph(f)
+    return _tensor_info(f, main, int(main.Inputs(0)))[0], _tensor_info(f, main, int(main.Outputs(0)))[0]
 
 
 @dataclass
@@ -147,19 +175,13 @@ def _parse(path: Path, data: bytes) -> TFLiteInfo:
     type_names = {k: v.lower() for k, v in _enum_names(schema.TensorType).items()}
     f = _File(path, len(data), schema.Model.GetRootAs(data, 0), type_names)
     model = f.model
-    if not 0 < model._tab.Pos < f.size:
-        raise f.truncated("the root table")
+    main = _main_subgraph(f)
     schema_version = model.Version()
-    if model.SubgraphsLength() < 1:
-        raise ModelFileError(f"{path} has no subgraph", hint="export it again")
 
     external = _external_buffers(f)
     declared, metadata_names = _metadata(model)
     counts, hybrid_ops, weight_types = _scan_operators(f, _operator_codes(model, op_names))
     ops, unknown, min_runtime = _runtime_needs(path, counts, external)
-    main = model.Subgraphs(0)
-    if main.InputsLength() < 1 or main.OutputsLength() < 1:
-        raise ModelFileError(f"{path} has no input or output tensor", hint="export it again")
     input_shape, input_dtype = _tensor_info(f, main, int(main.Inputs(0)))
     output_shape, output_dtype = _tensor_info(f, main, int(main.Outputs(0)))
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ModelFileError
-from toolkit.io import check_replaceable
+from toolkit.errors import InputError, ModelFileError
+from toolkit.io import check_replaceable, parse_json
 
 CONTRACT_METADATA_NAME = "ftk_contract"
 TFLITE_IDENTIFIER = b"TFL3"
@@ -63,7 +64,7 @@ def read_metadata(path: str | Path, data: bytes | None = None) -> dict[str, byte
         return out
     except ModelFileError:
         raise
-    except (IndexError, ValueError, TypeError, OverflowError) as exc:
+    except (struct.error, IndexError, ValueError, TypeError, OverflowError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path} is truncated or corrupt ({type(exc).__name__}: {exc})",
                              hint="export it again; the copy may be incomplete") from None
 
@@ -82,10 +83,9 @@ def read_contract(path: str | Path, data: bytes | None = None) -> dict[str, Any]
         raise ModelFileError(f"{path}: the embedded {CONTRACT_METADATA_NAME} metadata is {len(raw)} bytes; "
                              "not an ftk contract")
     try:
-        contract = json.loads(raw.rstrip(b"\0").decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{path}: the embedded {CONTRACT_METADATA_NAME} metadata is not valid JSON ({exc})",
-                             hint="export the model again") from None
+        contract = parse_json(raw.rstrip(b"\0"), f"{path}: the embedded {CONTRACT_METADATA_NAME} metadata")
+    except InputError as exc:
+        raise ModelFileError(exc.message, hint="export the model again") from None
     if not isinstance(contract, dict):
         raise ModelFileError(f"{path}: the embedded {CONTRACT_METADATA_NAME} metadata is not a JSON object")
     return contract
