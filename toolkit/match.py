@@ -26,6 +26,7 @@ from toolkit.constants import DEFAULT_PICK
 from toolkit.data.faces import check_embeddings, embed_crops
 from toolkit.embedders import Embedder
 from toolkit.errors import InputError, NoFacesError
+from toolkit.io import parse_json
 from toolkit.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -65,6 +66,21 @@ class Gallery:
                 or np.any(np.diff(self.person_index) > 1) or self.person_index[-1] != len(self.names) - 1:
             raise InputError(f"gallery {self.source} rows are not grouped by person (each of {len(self.names)} "
                              "people needs at least one row, in order)", hint="re-enrol it")
+        self._check_unit_rows()
+
+    def _check_unit_rows(self) -> None:
+        """Every row finite and of length 1, as enrolment writes them: a scaled row would be "accepted" at any
+        threshold (score 1000), a NaN row never."""
+        finite = np.isfinite(self.embeddings).all(axis=1)
+        if not finite.all():
+            raise InputError(f"gallery {self.source} holds {int((~finite).sum())} embeddings with NaN or infinite "
+                             f"values (e.g. row {int(np.argmin(finite))}, {self.paths[int(np.argmin(finite))]})",
+                             hint="re-enrol it")
+        norms = np.linalg.norm(self.embeddings.astype(np.float64), axis=1)
+        worst = int(np.argmax(np.abs(norms - 1)))
+        if abs(norms[worst] - 1) > 1e-3:
+            raise InputError(f"gallery {self.source} holds embeddings that are not unit length (row {worst}, "
+                             f"{self.paths[worst]}: length {norms[worst]:.6g})", hint="re-enrol it")
 
     @property
     def dim(self) -> int:
@@ -157,7 +173,7 @@ def load_gallery(path: str | Path) -> Gallery:
             if fmt != GALLERY_FORMAT:
                 raise InputError(f"{path} is gallery format {fmt!r}; this ftk reads {GALLERY_FORMAT!r}",
                                  hint="re-enrol the gallery")
-            spec = ModelSpec.from_dict(json.loads(str(data["spec_json"])))
+            spec = ModelSpec.from_dict(parse_json(str(data["spec_json"]), f"{path}: spec_json"))
             gallery = Gallery(
                 embeddings=data["embeddings"], person_index=data["person_index"],
                 names=[str(v) for v in data["names"]], paths=[str(v) for v in data["paths"]],

@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from toolkit.data.images import ImageRefused, load_rgb
 from toolkit.io import sha256_text
 
 log = logging.getLogger(__name__)
@@ -177,10 +178,10 @@ class FaceDetector:
             images, ok = [], []
             for i, key in chunk:
                 try:
-                    with Image.open(paths[i]) as im:
-                        im.load()
-                        images.append(im.convert("RGB"))
+                    images.append(load_rgb(paths[i]))
                     ok.append((i, key))
+                except ImageRefused as exc:  # too many pixels, or a format RGB conversion would clip
+                    out[i] = str(exc)
                 except Exception as exc:  # noqa: BLE001 - PIL raises many types for corrupt files
                     out[i] = f"unreadable image: {type(exc).__name__}: {str(exc)[:120]}"
             if images:

@@ -37,6 +37,7 @@ from toolkit.constants import DEFAULT_PICK, PICK_RULES
 from toolkit.data.crop import center_crop, crop_face
 from toolkit.data.dataset import image_root_for, read_faces_csv
 from toolkit.data.detect import Detection, FaceDetector, cache_dir, list_images, pick_face
+from toolkit.data.images import load_rgb
 from toolkit.errors import InputError, NoFacesError
 from toolkit.io import sha256_text
 from toolkit.spec import ModelSpec
@@ -109,8 +110,7 @@ def crop_images(paths: Sequence[str | Path], spec: ModelSpec, *, detector: FaceD
             rejects.append((str(path), dets))
             continue
         try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
+            im = load_rgb(path)
             face = pick_face(dets, im.size, pick)
             if face is None:
                 no_face.append(i)
@@ -154,8 +154,7 @@ def _median_face(picked: list[tuple[Detection, tuple[int, int]]]) -> tuple[np.nd
 
 
 def _fallback_crop(path: Path, spec: ModelSpec, median, crop: Cropper) -> np.ndarray:
-    with Image.open(path) as im:
-        im = im.convert("RGB")
+    im = load_rgb(path)
     if median is None:  # no face anywhere in the set: the image centre
         return center_crop(im, spec.input_size)
     w, h = im.size
@@ -173,8 +172,7 @@ def crop_records(records: list["FaceRecord"], image_root: Path, spec: ModelSpec,
 
     def one(r: "FaceRecord"):
         try:
-            with Image.open(image_root / r.image_path) as im:
-                return crop_face(im.convert("RGB"), spec, r.bbox, r.landmarks), None
+            return crop_face(load_rgb(image_root / r.image_path), spec, r.bbox, r.landmarks), None
         except (OSError, InputError, ValueError) as exc:
             return None, f"{type(exc).__name__}: {exc}"
 
