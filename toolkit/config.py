@@ -20,9 +20,12 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
 
 from toolkit.errors import ConfigError, InputError
-from toolkit.spec import reject_unknown_keys
+from toolkit.spec import reject_unknown_keys, short_repr
 
 T = TypeVar("T")
+
+# Values (scalars, lists, mappings) a config may expand to through YAML aliases; real configs hold a few hundred.
+MAX_YAML_NODES = 100_000
 
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", Path: "a path"}
 
@@ -37,20 +40,32 @@ def load_config(path: str | Path, cls: type[T]) -> T:
     try:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_strict_loader())  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0][:300]}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path} is not a UTF-8 text file") from None
+    except ConfigError as exc:  # aliases that expand too far
+        raise ConfigError(f"{path}: {exc.message}", hint=exc.hint) from None
+    except RecursionError:
+        raise ConfigError(f"{path} nests lists or mappings too deeply to be a config") from None
+    except ValueError as exc:  # an integer past Python's 4300-digit conversion limit
+        raise ConfigError(f"{path} is not valid YAML: {str(exc)[:200]}") from None
     if data is None:
         data = {}
     return from_dict(cls, data, base_dir=path.resolve().parent, where=str(path))
 
 
 def _strict_loader() -> type:
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML silently keeps the last one)."""
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML silently keeps the last one), and
+    a document that aliases expand past :data:`MAX_YAML_NODES` (checked on the node graph, before anything is
+    built from it)."""
     import yaml
 
     class StrictSafeLoader(yaml.SafeLoader):
-        pass
+        def get_single_node(self):
+            node = super().get_single_node()
+            if node is not None:
+                _check_expansion(node)
+            return node
 
     def construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -69,6 +84,41 @@ def _strict_loader() -> type:
 
     StrictSafeLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
     return StrictSafeLoader
+
+
+def _check_expansion(root: Any) -> None:
+    """Refuse a YAML node graph whose aliases expand to more than MAX_YAML_NODES nodes, or into themselves.
+
+    Each anchored node is one object however many aliases point at it; its expanded size is counted once (post-
+    order, memoised by identity), so a 960-byte "billion laughs" is measured in microseconds instead of built.
+    """
+    import yaml
+
+    def children(node: Any) -> list[Any]:
+        if isinstance(node, yaml.MappingNode):
+            return [part for pair in node.value for part in pair]
+        return list(node.value) if isinstance(node, yaml.SequenceNode) else []
+
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # being expanded: met again below itself, it is a loop
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        if finished:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(child)] for child in children(node))
+            if sizes[id(node)] > MAX_YAML_NODES:
+                raise ConfigError(f"the YAML expands to more than {MAX_YAML_NODES} values through its aliases "
+                                  f"(*name); a config needs a few hundred",
+                                  hint="write the values out instead of nesting aliases")
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in open_nodes:
+            raise ConfigError(f"the YAML alias on line {node.start_mark.line + 1} refers to itself")
+        open_nodes.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in children(node) if id(child) not in sizes)
 
 
 def from_dict(cls: type[T], data: Any, base_dir: str | Path | None = None, where: str = "config") -> T:
@@ -222,7 +272,4 @@ def _type_name(tp: Any) -> str:
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} ({type(value).__name__})"
+    return f"{short_repr(value)} ({type(value).__name__})"  # cut while formatting: the value may be huge

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from toolkit import native_logs
+from toolkit.constants import MAX_THREADS
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import sha256_file
 from toolkit.spec import ModelSpec, parse_normalization
@@ -150,6 +151,8 @@ class TFLiteEmbedder:
 def load_interpreter(path: str | Path, num_threads: int = 2):
     """A LiteRT interpreter with tensors allocated; a clear error for a missing, truncated or foreign file."""
     path = Path(path)
+    if not 1 <= num_threads <= MAX_THREADS:  # LiteRT segfaults on 1,000,000
+        raise InputError(f"--threads must be in 1..{MAX_THREADS}, got {num_threads}")
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     data = path.read_bytes()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PICK
+from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PICK, MAX_NUM_CLASSES
 
 from toolkit.errors import InputError
 from toolkit.io import check_outputs_free
@@ -79,8 +79,8 @@ def init_checkpoint(out: str | Path, backbone: str = "inception_resnet_v1", num_
     from toolkit.models.registry import default_spec, load_backbone_weights, load_state_dict_file
 
     out = Path(out)
-    if num_classes < 0:
-        raise InputError(f"--num-classes must be >= 0, got {num_classes}")
+    if not 0 <= num_classes <= MAX_NUM_CLASSES:  # before the head is allocated (1e9 classes: 64 GB)
+        raise InputError(f"--num-classes must be in 0..{MAX_NUM_CLASSES}, got {num_classes}")
     check_outputs_free([out], overwrite)
     spec = default_spec(backbone, input_size=input_size, crop=crop)
     torch.manual_seed(seed)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -163,3 +165,35 @@ def test_missing_benchmark_binary_says_how_to_get_one(adbd, tiny_tflite, tmp_pat
     assert runs[0].error is None
     entry = runs[0].entries[0]
     assert entry.latency is None and "exited with 3" in entry.extra["error"]
+
+
+def _ftk(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "toolkit.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_every_run_failing_on_the_device_is_exit_1_not_a_complete_bench(adbd, tiny_tflite, tmp_path,
+                                                                        standin_runner):
+    """The device answers, but its runner cannot start (--device-python /nonexistent/python): exit 1, the error on
+    stderr, nothing that looks like an error on stdout, and bench.json says complete: false."""
+    out = tmp_path / "out"
+    done = _ftk("bench", tiny_tflite, "--device", "adb", "--serial", adbd.serial, "--benchmark-binary",
+                standin_runner, "--device-python", "/nonexistent/python", "--warmup", "1", "--runs", "2",
+                "--repeats", "1", "--cooldown", "0", "--out", out)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error")]  # INFO lines say "failed" too
+    assert len(lines) == 1 and lines[0].startswith("error: 1 of 1 benchmark runs failed"), done.stderr
+    assert "benchmark binary exited with 127" in lines[0] and str(out / "bench.json") in lines[0]
+    assert "error" not in done.stdout
+    data = json.loads((out / "bench.json").read_text())
+    assert data["complete"] is False and len(data["errors"]) == 1 and data["entries"][0]["latency"] is None
+
+
+def test_cpus_must_exist_on_the_device_and_pin(adbd, tiny_tflite, standin_runner, device_python):
+    with pytest.raises(DeviceError, match=r"--cpus f+ names CPU 127, but the device has \d+ CPUs"):
+        run_bench([tiny_tflite], device="adb", serials=[adbd.serial], runs=2, repeats=1, cooldown_s=0,
+                  benchmark_binary=standin_runner, device_python=device_python, cpus="f" * 32)
+    result = run_bench([tiny_tflite], device="adb", serials=[adbd.serial], runs=2, repeats=1, cooldown_s=0,
+                       benchmark_binary=standin_runner, device_python=device_python, cpus="1")
+    harness = result.entries[0].extra["harness"]
+    assert result.complete and harness["cpus"] == "1" and harness["pinned"] == "yes"

@@ -11,12 +11,14 @@ import csv
 import datetime as _dt
 import io
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from toolkit.errors import DeviceError, InputError
+from toolkit.constants import MAX_THREADS
+from toolkit.errors import CheckFailed, DeviceError, InputError
 from toolkit.io import atomic_path, check_outputs_free, ensure_writable_dir, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 BENCH_JSON = "bench.json"
 LATENCY_PNG = "latency.png"
 BENCH_FORMAT = "ftk.bench/1"
+# The CPUs a --cpus mask may name (taskset's limit on Linux builds without a larger CONFIG_NR_CPUS).
+MAX_CPUS = 1024
 
 
 @dataclass
@@ -63,10 +67,43 @@ def parse_threads(text: str | Sequence[int]) -> list[int]:
             values = [int(v) for v in text.replace(" ", "").split(",") if v]
         except ValueError:
             values = []
-    if not values or min(values) < 1:
-        raise InputError(f"--threads must be positive integers, got {text!r}",
+    if not values or min(values) < 1 or max(values) > MAX_THREADS:
+        raise InputError(f"--threads must be integers in 1..{MAX_THREADS}, got {str(text)[:80]!r}",
                          hint="e.g. --threads 1 --threads 2 (or the old 1,2)")
     return list(dict.fromkeys(values))
+
+
+_CPU_LIST = re.compile(r"\d{1,4}(-\d{1,4})?(,\d{1,4}(-\d{1,4})?)*")
+_CPU_MASK = re.compile(r"(0x)?[0-9a-f]{1,%d}" % (MAX_CPUS // 4))
+
+
+def parse_cpus(text: str | None) -> str | None:
+    """--cpus as taskset's hex mask (None: the harness picks the fastest cores). Given as a hex mask (``f0``,
+    ``0xf0``) or, with ``,`` or ``-``, as a CPU list (``4-7``, ``0,2``); a mask naming no CPU, or CPUs past
+    ``MAX_CPUS``, is refused (each device also checks it against its own CPU count)."""
+    if text is None:
+        return None
+    value = text.strip().lower()
+    if "," in value or "-" in value:
+        mask = _cpu_list_mask(value) if _CPU_LIST.fullmatch(value) else 0
+    else:
+        mask = int(value, 16) if _CPU_MASK.fullmatch(value) else 0
+    if not 0 < mask < 1 << MAX_CPUS:
+        raise InputError(f"--cpus {text[:80]!r} names no CPU this ftk can pin to",
+                         hint=f"a hex mask such as f0 (CPUs 4-7), or a list such as 4-7 or 0,2; CPUs 0..{MAX_CPUS - 1}")
+    return format(mask, "x")
+
+
+def _cpu_list_mask(text: str) -> int:
+    """``4-7,9`` -> the mask of those CPUs; 0 for a backwards range."""
+    mask = 0
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        low, high = int(first), int(last or first)
+        if high < low:
+            return 0
+        mask |= ((1 << (high + 1)) - 1) ^ ((1 << low) - 1)
+    return mask
 
 
 def run_bench(
@@ -99,6 +136,7 @@ def run_bench(
     """
     started = time.perf_counter()
     thread_list = parse_threads(threads)
+    cpus = parse_cpus(cpus)
     model_paths = _checked_request(models, device, min_time_s, checkpoint)
     outputs = _output_paths(out_dir, csv_path, plot_path)
     check_outputs_free(list(outputs.values()), overwrite)
@@ -114,6 +152,7 @@ def run_bench(
     result.wall_s = round(time.perf_counter() - started, 3)
     write_outputs(result, outputs)
     _raise_if_devices_failed(result, outputs)
+    _raise_if_runs_failed(result, outputs)
     return result
 
 
@@ -180,10 +219,11 @@ def _bench_on_adb(model_paths: list[Path], settings: dict[str, Any], benchmark_b
                                                        "cooldown_s", "delegate", "cpus", "adb_client")},
                            benchmark_binary=benchmark_binary, device_python=device_python, pull_to=pull_to)
     runs_by_device = bench_adb(list(settings["serials"]), model_paths, opts,
-                               on_entry=lambda e: log.info("%s: %s @ %d threads done", e.device, e.model, e.threads))
+                               on_entry=lambda e: log.info("%s: %s @ %d threads %s", e.device, e.model, e.threads,
+                                                           "failed" if "error" in e.extra else "done"))
     for dev in runs_by_device:
         _record_device(result, dev)
-    result.complete = not any(d.error for d in runs_by_device)
+    result.complete = not result.errors  # a device that failed, or a run that did: the table has holes
     return result
 
 
@@ -208,6 +248,17 @@ def _raise_if_devices_failed(result: BenchResult, outputs: dict[str, Path]) -> N
         raise DeviceError(
             f"{len(failed)} of {len(result.devices)} device(s) failed ({failed[0]['serial']}: {failed[0]['error']}); "
             f"{measured} measurement(s) kept{where}")
+
+
+def _raise_if_runs_failed(result: BenchResult, outputs: dict[str, Path]) -> None:
+    """CheckFailed (exit 1) when the devices answered but some benchmark runs on them failed (a binary or
+    interpreter that does not start, a model the runtime refuses): the latency table is not what was asked for."""
+    failed = [e for e in result.entries if "error" in e.extra]
+    if failed:
+        where = f"; results in {outputs['json']}" if "json" in outputs else ""
+        first = failed[0]
+        raise CheckFailed(f"{len(failed)} of {len(result.entries)} benchmark runs failed ({first.device}: "
+                          f"{first.model} @ {first.threads} threads: {str(first.extra['error'])[:300]}){where}")
 
 
 def _progress_bar(enabled: bool, runs: int):

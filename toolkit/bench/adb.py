@@ -458,6 +458,7 @@ def bench_device(serial: str, models: Sequence[Path], opts: AdbBenchOptions, cli
         return result
     try:
         result.facts = read_device_facts(client)
+        _check_cpus_exist(opts.cpus, result.facts)
         abi = result.facts.get("abi", "unknown")
         binary = resolve_benchmark_binary(opts.benchmark_binary, abi)
         _check(client, f"mkdir -p {shlex.quote(remote_dir)}", "create the work folder")
@@ -497,6 +498,9 @@ def bench_device(serial: str, models: Sequence[Path], opts: AdbBenchOptions, cli
                 command = " ".join(shlex.quote(a) for a in argv) + " 2>&1"
                 out, rc = client.shell(command, timeout_s=opts.run_timeout_s)
                 info, runs = parse_harness_output(out)
+                if opts.cpus and info.get("pinned") == "no":
+                    raise InputError(f"device {serial}: could not pin to --cpus {opts.cpus} (no taskset there, or "
+                                     "those CPUs are not allowed to this shell)", hint="leave --cpus out, or pick others")
                 entry.extra["harness"] = info
                 entry.extra["harness_rc"] = rc
                 entry_from_runs(entry, runs)
@@ -521,6 +525,17 @@ def bench_device(serial: str, models: Sequence[Path], opts: AdbBenchOptions, cli
         client.close()
         result.wall_s = round(time.perf_counter() - started, 3)
     return result
+
+
+def _check_cpus_exist(mask: str | None, facts: dict[str, Any]) -> None:
+    """A --cpus mask may name only CPUs the device has (taskset would pin to what is left, or fail)."""
+    count = str(facts.get("cpus", ""))
+    if not mask or not count.isdigit():
+        return
+    highest = int(mask, 16).bit_length() - 1
+    if highest >= int(count):
+        raise InputError(f"--cpus {mask} names CPU {highest}, but the device has {count} CPUs (0..{int(count) - 1})",
+                         hint="leave --cpus out to use the fastest cores")
 
 
 def _check(client: AdbClient, command: str, what: str) -> str:

@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from toolkit import native_logs
+from toolkit.bench import parse_threads
 from toolkit.bench.cpu import host_cpu
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import sha256_file
@@ -290,9 +291,7 @@ def bench_host(models: Sequence[str | Path], threads: Sequence[int] = (1,), warm
         raise InputError("nothing to benchmark", hint="pass one or more .tflite files")
     if runs < 1 or warmup < 0:
         raise InputError(f"--runs must be >= 1 and --warmup >= 0, got runs={runs} warmup={warmup}")
-    threads = [int(t) for t in threads]
-    if not threads or min(threads) < 1:
-        raise InputError(f"thread counts must be >= 1, got {threads}")
+    threads = parse_threads(threads)
     paths = [Path(m) for m in models]
     for p in paths:
         if not p.is_file():

@@ -5,6 +5,11 @@ from __future__ import annotations
 import click
 
 from toolkit.commands.common import quiet_option
+from toolkit.constants import MAX_THREADS
+
+
+def _is_thread_count(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) < 8 and 1 <= int(text) <= MAX_THREADS
 
 
 def _thread_counts(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[int]:
@@ -12,8 +17,8 @@ def _thread_counts(ctx: click.Context, param: click.Parameter, values: tuple[str
     counts = []
     for value in values:
         items = [item for item in value.replace(" ", "").split(",") if item]
-        if not items or not all(item.isdigit() and int(item) >= 1 for item in items):
-            raise click.BadParameter(f"{value!r}: a thread count is a positive integer "
+        if not items or not all(_is_thread_count(item) for item in items):
+            raise click.BadParameter(f"{value[:80]!r}: a thread count is an integer in 1..{MAX_THREADS} "
                                      "(--threads 1 --threads 2, or the old --threads 1,2)")
         counts += [int(item) for item in items]
     return list(dict.fromkeys(counts))  # each count timed once, in the order given
@@ -45,7 +50,8 @@ def _thread_counts(ctx: click.Context, param: click.Parameter, values: tuple[str
 @click.option("--cooldown", type=float, default=2.0, show_default=True, help="adb: seconds between repeats.")
 @click.option("--delegate", type=click.Choice(["cpu", "xnnpack", "gpu", "nnapi"]), default="cpu", show_default=True,
               help="adb: benchmark_model delegate flag.")
-@click.option("--cpus", default=None, help="adb: taskset hex mask (default: the fastest cores).")
+@click.option("--cpus", default=None,
+              help="adb: CPUs to pin to, a taskset hex mask (f0) or a list (4-7); default: the fastest cores.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of the table.")
 @click.option("--table-csv", "--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the result table to this CSV file (--out does not). (Old spelling: --csv.)")

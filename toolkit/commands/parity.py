@@ -32,7 +32,7 @@ from toolkit.constants import DEFAULT_PARITY_FACES
 @click.option("--layers", "layers", is_flag=True,
               help="int8: also print each quantised layer's error (SQNR vs the float graph, lowest first), to "
                    "pick layers for `ftk export --keep-float`. On --faces, else the faces the export held out.")
-@click.option("--layers-top", type=int, default=15, show_default=True, help="Rows of the --layers table.")
+@click.option("--layers-top", type=click.IntRange(min=1), default=15, show_default=True, help="Rows of the --layers table.")
 @quiet_option()
 @pick_option(FACES_PICK_NOTE)
 def parity_cmd(model, checkpoint, faces, limit, tolerance, precision, threshold, num_threads, as_json, out_path,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from toolkit.config import load_config
+from toolkit.constants import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from toolkit.errors import ConfigError
 
 
@@ -102,6 +103,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
+            (self.input_size is None or MIN_INPUT_SIZE <= self.input_size <= MAX_INPUT_SIZE,
+             f"input_size must be in {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE}, got {self.input_size}"),
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm), got {self.batch_size}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
