@@ -21,6 +21,7 @@ import click
 
 from toolkit import __version__, native_logs
 from toolkit.errors import ToolkitError
+from toolkit.wording import did_you_mean
 
 INTERNAL_ERROR_EXIT = 3
 _verbosity = 0  # set by the group callback; main() reads it to decide where a traceback goes
@@ -51,6 +52,13 @@ class LazyGroup(click.Group):
             return None
         module_name, attr = COMMANDS[name][0].split(":")
         return getattr(importlib.import_module(module_name), attr)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            ctx.fail(f"no such command {name!r}; "
+                     + did_you_mean(name, COMMANDS, otherwise=f"the commands: {', '.join(sorted(COMMANDS))}"))
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
@@ -123,6 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     except ToolkitError as exc:
         click.echo(f"error: {printable(str(exc))}", err=True)
         sys.exit(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `ftk` alone (or a group without its command): the help
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+        sys.exit(0)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)

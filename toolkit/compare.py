@@ -87,14 +87,16 @@ def verdict(score: float, threshold: float | None) -> str | None:
 
 def compare_images(paths: Sequence[str | Path], embedder: Embedder, threshold: float | None = None, *,
                    model_path: str | Path | None = None, far: float = DEFAULT_FAR, plot: str | Path | None = None,
-                   detector: "FaceDetector | None" = None, pick: str = DEFAULT_PICK) -> CompareResult:
+                   detector: "FaceDetector | None" = None, pick: str = DEFAULT_PICK,
+                   model_flags: str = "") -> CompareResult:
     """Pairwise cosine similarity of the faces in ``paths``; images without a usable face are reported, not fatal.
 
-    ``threshold`` None: the one calibrated for ``model_path`` at ``far`` (its evaluation report), else no verdicts.
+    ``threshold`` None: the one calibrated for ``model_path`` at ``far`` (its evaluation report), else no verdicts
+    (and a note with the ``ftk evaluate`` command that makes one; ``model_flags`` describe the model there).
     """
     if len(paths) < 2:
         raise InputError(f"compare needs at least two images, got {len(paths)}")
-    choice = resolve_threshold(model_path, threshold, far, embedder.spec)
+    choice = resolve_threshold(model_path, threshold, far, embedder.spec, model_flags)
     from toolkit.data.faces import embed_crops
 
     crops, failures = detect_and_crop(paths, embedder.spec, detector, pick=pick)

@@ -18,6 +18,9 @@ DEFAULT_CALIBRATION_FACES = 300
 # Faces parity-check compares by default, and the held-out sample an int8 export records for it (toolkit.held_out).
 DEFAULT_PARITY_FACES = 64
 PARITY_SAMPLE_NAME = "parity_faces.npz"
+# LiteRT interpreter threads when none are given: every command's --threads (bench included), the pipeline's bench
+# and the library's loaders. 2: the phones ftk targets have at least two big cores, and so does a laptop.
+DEFAULT_THREADS = 2
 
 # --- bounds on what a user (or a file) can ask for: one range each, checked everywhere the value enters ----------
 # A face model's square input size (CLI flags, checkpoints, contracts, configs). Face embedders take 112-160 px;

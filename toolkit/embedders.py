@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from toolkit import native_logs
-from toolkit.constants import MAX_THREADS
+from toolkit.constants import DEFAULT_THREADS, MAX_THREADS
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import sha256_file
 from toolkit.spec import ModelSpec, parse_normalization
@@ -104,7 +104,8 @@ class TFLiteEmbedder:
     order, then ``(x - mean) / std``) instead of the raw pixels.
     """
 
-    def __init__(self, path: str | Path, spec: ModelSpec, name: str | None = None, num_threads: int = 2,
+    def __init__(self, path: str | Path, spec: ModelSpec, name: str | None = None,
+                 num_threads: int = DEFAULT_THREADS,
                  host_preprocess: bool = False, interpreter=None):
         path = Path(path)
         spec.require_raw_pixels(str(path))
@@ -148,7 +149,7 @@ class TFLiteEmbedder:
         return l2_normalize(out)
 
 
-def load_interpreter(path: str | Path, num_threads: int = 2):
+def load_interpreter(path: str | Path, num_threads: int = DEFAULT_THREADS):
     """A LiteRT interpreter with tensors allocated; a clear error for a missing, truncated or foreign file."""
     path = Path(path)
     if not 1 <= num_threads <= MAX_THREADS:  # LiteRT segfaults on 1,000,000
@@ -182,7 +183,7 @@ class EmbedderOptions:
     normalization: str | None = None  # "MEAN,STD" in pixel units, for a foreign .tflite (applied on the host)
     crop: str | None = None  # "box" or "align"
     channel_order: str | None = None  # "RGB" or "BGR": what a foreign .tflite expects (flipped on the host)
-    num_threads: int = 2
+    num_threads: int = DEFAULT_THREADS
     device: str = "cpu"
 
 

@@ -52,6 +52,8 @@ class ClassificationResult:
     n_correct: int
     accuracy: float  # top-1
     n_skipped: int = 0  # faces of people who are not classes of this model, or unreadable images
+    n_not_classes: int = 0  # of n_skipped: faces of people the model has no class for
+    n_no_face: int = 0  # of n_skipped: images unreadable or without a usable face crop
 
 
 @dataclass
@@ -235,7 +237,8 @@ def classification_accuracy(model: "FaceModel", class_names: Sequence[str], csv_
             predictions.append(model(x).argmax(dim=1).numpy())
     correct = int((np.concatenate(predictions) == np.asarray(labels)).sum())
     return ClassificationResult(csv_path=str(csv_path), split=split, n_faces=len(labels), n_correct=correct,
-                                accuracy=correct / len(labels), n_skipped=skipped)
+                                accuracy=correct / len(labels), n_skipped=skipped,
+                                n_not_classes=len(records) - len(ours), n_no_face=len(rejected))
 
 
 def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str | Path | None = None,

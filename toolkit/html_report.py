@@ -253,7 +253,7 @@ def _bench_section(report: dict[str, Any], base: Path) -> str:
     outputs, env = bench.get("outputs") or {}, bench.get("environment") or {}
     return "\n".join(p for p in [
         "<h2>Host latency</h2>",
-        _table(["model", "threads", "median ms", "p90 ms", "min ms", "size MiB", "peak RSS MB"], rows),
+        _table(["model", "threads", "median ms", "p90 ms", "min ms", "size MiB", "peak RSS MiB"], rows),
         _png_tag(_resolve(base, outputs.get("plot")), "latency chart", 640),
         f"<p class='muted'>host: {html.escape(str((env.get('cpu_info') or {}).get('line') or env.get('cpu', '')))} · "
         f"{_link(base, outputs.get('json'), 'bench.json')}</p>"] if p)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from toolkit import native_logs
-from toolkit.constants import DEFAULT_PARITY_FACES, DEFAULT_PICK
+from toolkit.constants import DEFAULT_PARITY_FACES, DEFAULT_PICK, DEFAULT_THREADS
 from toolkit.errors import InputError
 from toolkit.spec import reject_unknown_keys
 
@@ -262,7 +262,7 @@ def parity_check(
     tolerances: dict[str, float] | None = None,
     precision: str | None = None,
     threshold: float | None = None,
-    num_threads: int = 2,
+    num_threads: int = DEFAULT_THREADS,
     seed: int = 0,
     progress: bool = True,
     pick: str = DEFAULT_PICK,
@@ -365,6 +365,9 @@ def _parity_faces(model: Path, contract: Any, spec: Any, images: str | Path | No
         if sample.images.shape[1:3] != (spec.input_size, spec.input_size):
             raise InputError(f"the recorded parity faces are {sample.images.shape[1]} px, the model takes "
                              f"{spec.input_size}", hint="pass --faces DIR_OR_CSV")
+        if limit and len(sample.images) < limit:  # say so: the report's face count is not the one asked for
+            log.warning("comparing the %d faces the export held out, not %d: pass --faces DIR_OR_CSV for more (or "
+                        "export with --parity-faces %d)", len(sample.images), limit, limit)
         return sample.images[:limit], sample.labels[:limit], sample.description
     from toolkit.reference import find_reference_for
 

@@ -29,6 +29,7 @@ from toolkit.io import (
     atomic_outputs, check_free_space, check_outputs_free, check_writable_location, removed_if_failed, sha256_file,
     write_json_atomic, write_text_atomic,
 )
+from toolkit.wording import plural
 
 log = logging.getLogger(__name__)
 
@@ -328,11 +329,14 @@ def assign_splits(paths: list[Path], fractions: tuple[float, float, float], seed
 
 
 def _too_few_message(image_dir, people, faces, kept, min_images, rejects) -> str:
-    with_faces = sum(1 for items in faces.values() if items)
-    total_faces = sum(len(items) for items in faces.values())
+    """Counts at each step: images, folders with enough images (the only ones detected), faces found in them."""
+    n_images = sum(len(paths) for paths in people.values())
+    detected = sum(len(items) for items in faces.values())
     examples = "; ".join(f"{p.name}: {r}" for p, r in rejects[:2] if "--min-images" not in r)
-    msg = (f"{image_dir}: only {len(kept)} of {len(people)} identities have >= {min_images} usable faces "
-           f"({total_faces} faces found in {with_faces} person folders); a classifier needs at least 2 people")
+    msg = (f"{image_dir}: only {len(kept)} of {plural(len(people), 'identity', 'identities')} have >= {min_images} "
+           f"usable faces ({plural(n_images, 'image')} in {plural(len(people), 'person folder')}; "
+           f"{len(faces)} of those folders have >= {min_images} images, and detection found "
+           f"{plural(detected, 'face')} in them); a classifier needs at least 2 people")
     return msg + (f" (e.g. {examples})" if examples else "")
 
 

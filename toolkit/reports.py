@@ -111,10 +111,11 @@ def check_threshold(value: Any, what: str = "--threshold") -> float:
 
 
 def calibrated_threshold(model_path: str | Path, far: float = DEFAULT_FAR,
-                         spec: "ModelSpec | None" = None) -> ThresholdChoice:
+                         spec: "ModelSpec | None" = None, model_flags: str = "") -> ThresholdChoice:
     """The threshold ``ftk evaluate`` calibrated at ``far`` for exactly this file, made with the crops of ``spec``.
 
-    No report, or none at that FAR: ``value`` None with a note that says what to run. A report made with other
+    No report, or none at that FAR: ``value`` None with a note that says what to run (``model_flags``: the flags
+    that describe the model, e.g. ``--backbone mobilefacenet`` for a plain state_dict, so the command works). A report made with other
     crops (``--simulate-app``, another crop or margin than the model's spec) or holding a value that is not a
     cosine (NaN, 7.5) is refused: InputError.
     """
@@ -123,8 +124,9 @@ def calibrated_threshold(model_path: str | Path, far: float = DEFAULT_FAR,
     found = locate_eval_report(model_path)
     expected = default_eval_dir(model_path) / REPORT_NAME
     if found is None:
+        command = " ".join(["ftk evaluate", str(model_path), model_flags, "--pairs PAIRS"]).replace("  ", " ")
         return ThresholdChoice(None, "none", f"no evaluation report for this exact model at {expected} (run "
-                                             f"`ftk evaluate {model_path}`, or pass --threshold)")
+                               f"`{command}` with an LFW-style pairs file, or pass --threshold)")
     path, report = found
     _check_report_crops(path, report, spec)
     value = threshold_at_far(report, far)
@@ -155,11 +157,11 @@ def _check_report_crops(path: Path, report: dict[str, Any], spec: "ModelSpec | N
 
 
 def resolve_threshold(model_path: str | Path | None, threshold: float | None = None, far: float = DEFAULT_FAR,
-                      spec: "ModelSpec | None" = None) -> ThresholdChoice:
+                      spec: "ModelSpec | None" = None, model_flags: str = "") -> ThresholdChoice:
     """``threshold`` if given (checked), else the one calibrated for exactly this model file at ``far``."""
     if threshold is not None:
         value = check_threshold(threshold)
         return ThresholdChoice(value, "given", f"threshold {value:.4f} (given)")
     if model_path is None:
         return ThresholdChoice(None, "none", "no calibrated threshold (model path unknown); pass --threshold")
-    return calibrated_threshold(model_path, far, spec)
+    return calibrated_threshold(model_path, far, spec, model_flags)

@@ -24,7 +24,6 @@ read the spec from the checkpoint or the export manifest and never re-type 160, 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import re
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import numpy as np
 
 from toolkit.constants import MAX_EMBEDDING_DIM, MAX_INPUT_SIZE, MIN_INPUT_SIZE
 from toolkit.errors import InputError
+from toolkit.wording import did_you_mean
 
 CROP_METHODS = ("box", "align")
 BACKBONE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,99}")
@@ -199,9 +199,8 @@ def reject_unknown_keys(data: dict[str, Any], known: set[str] | list[str], where
     problems = []
     for key in data:
         if key not in known:
-            close = difflib.get_close_matches(str(key)[:100], known, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (known keys: {', '.join(known)})"
-            problems.append(f"unknown key {short_repr(key)} in {where}{hint}")
+            hint = did_you_mean(str(key)[:100], known, otherwise=f"known keys: {', '.join(known)}")
+            problems.append(f"unknown key {short_repr(key)} in {where} ({hint})")
     if problems:
         more = f"; and {len(problems) - 5} more unknown keys" if len(problems) > 5 else ""
         raise InputError("; ".join(problems[:5]) + more)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from toolkit.constants import MAX_THREADS
+from toolkit.constants import DEFAULT_THREADS, MAX_THREADS
 from toolkit.errors import CheckFailed, DeviceError, InputError
 from toolkit.io import atomic_path, check_outputs_free, ensure_writable_dir, write_json_atomic, write_text_atomic
 
@@ -109,7 +109,7 @@ def _cpu_list_mask(text: str) -> int:
 def run_bench(
     models: Sequence[str | Path],
     device: str = "host",
-    threads: Sequence[int] | str = (1,),
+    threads: Sequence[int] | str = (DEFAULT_THREADS,),
     warmup: int = 5,
     runs: int = 50,
     min_time_s: float | None = None,
@@ -282,7 +282,7 @@ def _progress_bar(enabled: bool, runs: int):
 
 # --- outputs ---------------------------------------------------------------------------------------------------------
 TABLE_COLUMNS = ["device", "model", "backend", "threads", "median_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms",
-                 "min_ms", "n", "load_ms", "first_ms", "size_mb", "peak_rss_mb"]
+                 "min_ms", "n", "load_ms", "first_ms", "size_mib", "peak_rss_mib"]
 
 
 def entry_rows(result: BenchResult) -> list[dict[str, Any]]:
@@ -295,8 +295,8 @@ def entry_rows(result: BenchResult) -> list[dict[str, Any]]:
             "p99_ms": lat.p99_ms if lat else None, "mean_ms": lat.mean_ms if lat else None,
             "std_ms": lat.std_ms if lat else None, "min_ms": lat.min_ms if lat else None,
             "n": lat.n if lat else 0, "load_ms": e.load_ms, "first_ms": e.first_inference_ms,
-            "size_mb": None if e.file_size_bytes is None else e.file_size_bytes / 1e6,
-            "peak_rss_mb": e.peak_rss_mb, "sha256": e.sha256,
+            "size_mib": None if e.file_size_bytes is None else e.file_size_bytes / 2**20,
+            "peak_rss_mib": e.peak_rss_mb, "sha256": e.sha256,  # bench.json's *_rss_mb are MiB (KiB / 1024)
         })
     return rows
 
@@ -339,8 +339,8 @@ def format_csv(result: BenchResult) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS + ["sha256"])
     writer.writeheader()
-    for row in entry_rows(result):
-        writer.writerow(row)
+    for row in entry_rows(result):  # milliseconds to 0.1 us, MiB to 1 KiB: not 57.120000000000005
+        writer.writerow({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
     return buffer.getvalue()
 
 

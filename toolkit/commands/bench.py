@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from toolkit.commands.common import quiet_option
-from toolkit.constants import MAX_THREADS
+from toolkit.constants import DEFAULT_THREADS, MAX_THREADS
 
 
 def _is_thread_count(text: str) -> bool:
@@ -28,7 +28,7 @@ def _thread_counts(ctx: click.Context, param: click.Parameter, values: tuple[str
 @click.argument("models", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--device", type=click.Choice(["host", "adb"]), default="host", show_default=True,
               help="Where to run: this machine (LiteRT interpreter) or adb-connected Android devices.")
-@click.option("--threads", "threads", multiple=True, default=("1",), show_default=True, metavar="N",
+@click.option("--threads", "threads", multiple=True, default=(str(DEFAULT_THREADS),), show_default=True, metavar="N",
               callback=_thread_counts,
               help="A thread count to benchmark; repeat for several (--threads 1 --threads 4). The old comma list "
                    "(--threads 1,4) means the same.")

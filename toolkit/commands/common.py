@@ -11,6 +11,7 @@ import click
 
 from toolkit.constants import (  # stdlib only: --help stays free of numpy
     DEFAULT_PICK,
+    DEFAULT_THREADS,
     MAX_INPUT_SIZE,
     MAX_THREADS,
     MIN_INPUT_SIZE,
@@ -23,15 +24,16 @@ FACES_HELP = "Real face photos: a Person/*.jpg folder (detected with MTCNN) or a
 
 def faces_option(old_name: str, help: str, exists: bool = False):
     """--faces DIR_OR_CSV (parameter ``faces``), with the command's old spelling kept as an alias; both spellings
-    with different values are a usage error (click alone would silently keep the last)."""
+    together are a usage error (click alone would silently keep one)."""
     import functools
 
     def decorate(command):
         @functools.wraps(command)  # keeps the options declared below this one
         def merged(*args, faces=None, faces_old_spelling=None, **kwargs):
-            if faces is not None and faces_old_spelling is not None and faces != faces_old_spelling:
-                raise click.UsageError(f"--faces {faces} and {old_name} {faces_old_spelling} disagree; give one "
-                                       "(--faces is the new spelling)")
+            if faces is not None and faces_old_spelling is not None:
+                raise click.UsageError(f"--faces and {old_name} are two spellings of one option; give one "
+                                       f"(--faces is the new spelling; got --faces {faces} and {old_name} "
+                                       f"{faces_old_spelling})")
             return command(*args, faces=faces if faces is not None else faces_old_spelling, **kwargs)
 
         merged = click.option(old_name, "faces_old_spelling", type=click.Path(exists=exists), default=None,
@@ -67,7 +69,8 @@ FACES_PICK_NOTE = "For --faces photos (a faces CSV carries the face `ftk prepare
 
 # One integer in one range everywhere (bench, which times several, repeats it and checks the same range).
 THREADS_RANGE = click.IntRange(1, MAX_THREADS)
-threads_option = click.option("--threads", "num_threads", type=THREADS_RANGE, default=2, show_default=True,
+threads_option = click.option("--threads", "num_threads", type=THREADS_RANGE, default=DEFAULT_THREADS,
+                              show_default=True,
                               metavar="N", help=f"LiteRT interpreter threads (1..{MAX_THREADS}).")
 
 
@@ -97,6 +100,14 @@ def embedder_options(func):
     func = click.option("--backbone", default=None,
                         help="Backbone of a plain state_dict (e.g. mobilefacenet); not needed for ftk checkpoints.")(func)
     return func
+
+
+def model_flags(backbone, input_size, normalization, align) -> str:
+    """The flags that describe the model on the command line, as given (for a hint's `ftk evaluate MODEL ...`)."""
+    flags = [f"--backbone {backbone}" if backbone else "", f"--input-size {input_size}" if input_size else "",
+             f"--normalization {normalization}" if normalization else "",
+             "" if align is None else "--align" if align else "--box-crop"]
+    return " ".join(f for f in flags if f)
 
 
 def build_embedder_options(backbone, input_size, normalization, align, num_threads, weights=None):

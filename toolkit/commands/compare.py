@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from toolkit.commands.common import build_embedder_options, echo_json, embedder_options, pick_option, quiet_option
+from toolkit.commands.common import (
+    build_embedder_options, echo_json, embedder_options, model_flags, pick_option, quiet_option,
+)
 
 from toolkit.constants import DEFAULT_FAR  # stdlib only: --help stays free of numpy
 
@@ -32,10 +34,11 @@ def _name(path: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write a PNG grid of crops and scores.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --plot file.")
+@quiet_option()
 @pick_option()
 @embedder_options
-def compare_cmd(images, model, threshold, far, as_json, plot, overwrite, pick, backbone, input_size, normalization,
-                align, num_threads):
+def compare_cmd(images, model, threshold, far, as_json, plot, overwrite, quiet, pick, backbone, input_size,
+                normalization, align, num_threads):
     """Cosine similarity between the faces in IMAGES (two or more), with same/different verdicts."""
     from toolkit.compare import compare_images
     from toolkit.io import check_outputs_free
@@ -43,7 +46,8 @@ def compare_cmd(images, model, threshold, far, as_json, plot, overwrite, pick, b
     if plot:
         check_outputs_free([Path(plot)], overwrite)
     embedder = _load(model, backbone, input_size, normalization, align, num_threads)
-    result = compare_images(list(images), embedder, threshold, model_path=model, far=far, plot=plot, pick=pick)
+    result = compare_images(list(images), embedder, threshold, model_path=model, far=far, plot=plot, pick=pick,
+                            model_flags=model_flags(backbone, input_size, normalization, align))
     if as_json:
         echo_json(result)
         return
@@ -58,9 +62,11 @@ def compare_cmd(images, model, threshold, far, as_json, plot, overwrite, pick, b
     click.echo(" " * width + "".join(f"{x:>{width}}" for x in labels))
     for label, row in zip(labels, result.scores):
         click.echo(f"{label:<{width}}" + "".join(f"{v:>{width}.3f}" for v in row))
-    for pair in result.pairs:
+    names = [f"{_name(pair.a)} vs {_name(pair.b)}:" for pair in result.pairs]
+    name_width = max((len(n) for n in names), default=0)
+    for name, pair in zip(names, result.pairs):  # scores right-aligned, a minus sign included
         tail = f"  {pair.verdict}" if pair.verdict else ""
-        click.echo(f"{_name(pair.a)} vs {_name(pair.b)}: {pair.score:.4f}{tail}")
+        click.echo(f"{name:<{name_width}} {pair.score:7.4f}{tail}")
     if result.plot:
         click.echo(f"wrote {result.plot}")
 
@@ -99,7 +105,8 @@ def match_cmd(probe, gallery_path, model, save_gallery, top_k, threshold, far, a
     if top_k < 1:
         raise InputError(f"--top-k must be >= 1, got {top_k}")
     embedder = _load(model, backbone, input_size, normalization, align, num_threads)
-    choice = resolve_threshold(model, threshold, far, embedder.spec)
+    choice = resolve_threshold(model, threshold, far, embedder.spec,
+                               model_flags(backbone, input_size, normalization, align))
     if source.is_dir():
         gallery = enroll_gallery(source, embedder, progress=not (quiet or as_json), pick=pick)
         if save_gallery:
@@ -122,9 +129,10 @@ def match_cmd(probe, gallery_path, model, save_gallery, top_k, threshold, far, a
         click.echo(f"gallery {source}: {len(gallery.embeddings)} images of {len(gallery.names)} people")
     click.echo(choice.note)
     click.echo(f"probe {probe} (model {result.model_name}):")
-    for rank, cand in enumerate(result.top, 1):
-        click.echo(f"  {rank}. {cand.name:<30} {cand.score:.4f}  (best of {cand.enrolled_images}: "
-                   f"{_name(cand.image)})")
+    name_width = max((len(cand.name) for cand in result.top), default=0)
+    for rank, cand in enumerate(result.top, 1):  # scores right-aligned, a minus sign included
+        click.echo(f"  {rank:>{len(str(len(result.top)))}}. {cand.name:<{name_width}} {cand.score:7.4f}  (best of "
+                   f"{cand.enrolled_images}: {_name(cand.image)})")
     if result.accepted is None:
         click.echo(f"best: {result.top[0].name} {result.top[0].score:.4f} (no threshold, no decision)")
     elif result.accepted:

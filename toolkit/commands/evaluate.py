@@ -60,7 +60,9 @@ def format_result(result) -> str:
     lines = [f"model           {result.model_path} ({result.embedder}, sha256 {result.model_sha256[:12]})"]
     c = result.classification
     if c is not None:
-        skipped = f", {c.n_skipped} skipped" if c.n_skipped else ""
+        why = [f"{c.n_not_classes} of people the model has no class for" if c.n_not_classes else "",
+               f"{c.n_no_face} without a usable face" if c.n_no_face else ""]
+        skipped = f", {c.n_skipped} skipped ({'; '.join(w for w in why if w)})" if c.n_skipped else ""
         lines.append(f"classification  top-1 {c.accuracy:.2%} on {c.n_faces} '{c.split}' faces{skipped}")
     v = result.verification
     if v is not None:

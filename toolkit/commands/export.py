@@ -12,10 +12,10 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PARITY_FACES
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Export folder: model_float32.tflite, model_int8.tflite, model_float16.tflite, manifest.json.")
-@click.option("--quantize", default=None, metavar="int8|float16|int8,float16",
+@click.option("--quantize", multiple=True, metavar="int8|float16|int8,float16",
               help="Also write full-integer int8 (PT2E static, per-channel weights, float32 I/O) and/or float16 "
-                   "weights (float32 compute and I/O; for the GPU delegate). Dynamic-range int8 is deliberately "
-                   "not offered.")
+                   "weights (float32 compute and I/O; for the GPU delegate); repeatable (--quantize int8 --quantize "
+                   "float16 = --quantize int8,float16). Dynamic-range int8 is deliberately not offered.")
 @faces_option("--calibration", "int8 calibrates on them.")
 @click.option("--calibration-limit", type=int, default=DEFAULT_CALIBRATION_FACES, show_default=True,
               help="How many of --faces to calibrate on (at least 16; under 100 warns).")
@@ -42,7 +42,7 @@ def export_cmd(checkpoint, out_dir, quantize, faces, calibration_limit, parity_f
     from toolkit.export import export_model
 
     layers = tuple(n.strip() for item in keep_float for n in item.split(",") if n.strip())
-    result = export_model(checkpoint, out_dir, quantize=quantize, calibration=faces,
+    result = export_model(checkpoint, out_dir, quantize=",".join(quantize) or None, calibration=faces,
                           calibration_limit=calibration_limit, input_size=input_size, overwrite=overwrite,
                           progress=not quiet and not as_json, keep_float=layers,
                           calibration_batch=calibration_batch, pick=pick, parity_faces=parity_faces)

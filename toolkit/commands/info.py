@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import click
 
+from toolkit.commands.common import quiet_option
+
 
 @click.command("info")
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print everything as JSON.")
-def info_cmd(path, as_json):
+@quiet_option()
+def info_cmd(path, as_json, quiet):
     """Show the spec, classes, ops and minimum runtime of PATH (checkpoint, .tflite or export folder)."""
     from toolkit.commands.common import echo_json
 
@@ -27,7 +30,7 @@ def info_cmd(path, as_json):
             if meta.get(key) is not None:
                 click.echo(f"{key}: {meta[key]}")
         if meta.get("metrics"):
-            click.echo(f"metrics: {meta['metrics']}")
+            click.echo("metrics: " + ", ".join(f"{k} {_rounded(v)}" for k, v in meta["metrics"].items()))
         click.echo(f"sha256: {info['sha256']}  size: {info['size_bytes'] / 2**20:.2f} MiB")
     elif info["kind"] == "tflite":
         if info.get("spec"):
@@ -111,6 +114,11 @@ def describe_path(path) -> dict:
     meta = read_checkpoint_meta(path)
     return {"kind": "checkpoint", "path": str(path), "size_bytes": path.stat().st_size,
             "sha256": sha256_file(path), "meta": meta.to_dict()}
+
+
+def _rounded(value):
+    """4 significant digits for a float (57.120000000000005 -> 57.12), anything else as it is."""
+    return f"{value:.4g}" if isinstance(value, float) else value
 
 
 def _provenance_lines(contract: dict | None) -> None:

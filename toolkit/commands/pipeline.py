@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import click
 
+from toolkit.commands.common import quiet_option
+
 
 @click.command("pipeline")
 @click.argument("config", type=click.Path(exists=True, dir_okay=False))
@@ -10,7 +12,8 @@ import click
                    "records paths relative to itself, so a moved run folder is still up to date.")
 @click.option("--force", multiple=True, help="Re-run this stage even if it is up to date (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def pipeline_cmd(config, run_dir, force, as_json):
+@quiet_option()
+def pipeline_cmd(config, run_dir, force, as_json, quiet):
     """Run prepare -> train -> export -> evaluate -> parity -> bench -> deploy from one YAML config.
 
     Exit code 0 when the budget (int8 accuracy drop, parity) holds, 1 when it does not, 2 on bad input.
@@ -19,7 +22,7 @@ def pipeline_cmd(config, run_dir, force, as_json):
     from toolkit.io import read_json
     from toolkit.pipeline import raise_on_budget, run_pipeline
 
-    result = run_pipeline(config, run_dir, force=tuple(force))
+    result = run_pipeline(config, run_dir, force=tuple(force), progress=not (quiet or as_json))
     if as_json:
         echo_json(read_json(result.report_json))
     else:
@@ -27,12 +30,13 @@ def pipeline_cmd(config, run_dir, force, as_json):
         for s in result.stages:
             click.echo(f"  {s.name:<9} {'cached' if s.cached else 'ran':<6} {s.seconds:8.1f} s")
         click.echo("accuracy ladder:")
+        width = max((len(row["model"]) for row in result.ladder), default=0)  # "pytorch (fine-tuned, not shipped)"
         for row in result.ladder:
             if row.get("skipped"):
-                click.echo(f"  {row['model']:<24} not measured: {row['skipped']}")
+                click.echo(f"  {row['model']:<{width}} not measured: {row['skipped']}")
                 continue
             tar, thr = (row.get("tar_at_far") or {}).get("0.001"), row.get("threshold")
-            click.echo(f"  {row['model']:<24} acc {100 * row.get('accuracy_mean', 0):6.2f} "
+            click.echo(f"  {row['model']:<{width}} acc {100 * row.get('accuracy_mean', 0):6.2f} "
                        f"± {100 * row.get('accuracy_std', 0):4.2f}  AUC {row.get('auc', 0):.4f}  "
                        f"TAR@1e-3 {'-' if tar is None else f'{100 * tar:6.2f}'}  "
                        f"thr {'-' if thr is None else f'{thr:.3f}'}")

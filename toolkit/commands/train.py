@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from toolkit.commands.common import quiet_option
+from toolkit.wording import plural
 
 
 @click.command("train")
@@ -30,8 +31,9 @@ def train_cmd(config_path, resume, out_dir, weights, epochs, device, overwrite, 
         echo_json(result)
         return
     m = result.last_metrics
-    click.echo(f"trained {result.epochs_completed} epochs ({result.num_classes} identities, {result.num_train} train / "
-               f"{result.num_val} val faces) on {result.device} (amp {result.amp}, {result.world_size} process(es)) "
+    click.echo(f"trained {plural(result.epochs_completed, 'epoch')} ({plural(result.num_classes, 'identity', 'identities')}"
+               f", {result.num_train} train / {result.num_val} val faces) on {result.device} (amp {result.amp}, "
+               f"{plural(result.world_size, 'process', 'processes')}) "
                f"in {result.seconds:.1f} s, {result.images_per_second:.1f} images/s")
     if m:
         click.echo(f"last epoch: train loss {m['train_loss']:.4f} acc {m['train_acc']:.3f}, "

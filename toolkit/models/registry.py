@@ -5,13 +5,13 @@ Nothing here imports torch at module import time; ``create_backbone`` imports th
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolkit.errors import CheckpointError, DependencyError, InputError
+from toolkit.wording import did_you_mean
 from toolkit.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -84,9 +84,8 @@ def get_backbone_info(name: str) -> BackboneInfo:
     try:
         return BACKBONES[name]
     except KeyError:
-        close = difflib.get_close_matches(name, list(BACKBONES), n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(BACKBONES)}"
-        raise InputError(f"unknown backbone {name!r}", hint=hint) from None
+        raise InputError(f"unknown backbone {name!r}",
+                         hint=did_you_mean(name, BACKBONES, f"choose one of {', '.join(BACKBONES)}")) from None
 
 
 def default_spec(name: str, **overrides: Any) -> ModelSpec:

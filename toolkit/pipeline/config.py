@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from toolkit.config import from_dict, load_config
-from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_FAR
+from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_FAR, DEFAULT_PARITY_FACES, DEFAULT_THREADS
 from toolkit.errors import ConfigError
 
 
@@ -40,17 +40,19 @@ class EvaluateSection:
 class ExportSection:
     quantize: bool = True  # also export full-integer int8 (PT2E, per-channel)
     calibration_limit: int = DEFAULT_CALIBRATION_FACES
+    # Faces beyond calibration_limit held out of calibration for the parity stage (at least parity.limit).
+    parity_faces: int = DEFAULT_PARITY_FACES
 
 
 @dataclass
 class ParitySection:
-    limit: int = 64
+    limit: int = DEFAULT_PARITY_FACES  # faces compared; with an int8 export, at most export.parity_faces
 
 
 @dataclass
 class BenchSection:
     enabled: bool = True
-    threads: list[int] = field(default_factory=lambda: [1])
+    threads: list[int] = field(default_factory=lambda: [DEFAULT_THREADS])
     runs: int = 30
     warmup: int = 3
     pytorch_baseline: bool = True
@@ -106,7 +108,17 @@ def load_pipeline_config(path: str | Path) -> PipelineConfig:
         _train_config(config, Path(path).resolve().parent, Path("/nonexistent/faces.csv"), Path("/nonexistent"))
     if config.evaluate.select_pairs is not None:
         check_selection_pairs(config.evaluate.select_pairs, config.evaluate.pairs)
+    check_parity_limit(config)
     return config
+
+
+def check_parity_limit(config: PipelineConfig) -> None:
+    """parity.limit faces must exist: with an int8 export, parity compares the faces the export held out."""
+    limit, held = config.parity.limit, config.export.parity_faces
+    if config.export.quantize and limit > held:
+        raise ConfigError(f"parity.limit {limit} is more than the {held} faces the int8 export holds out of "
+                          "calibration for parity (export.parity_faces): parity would compare only those",
+                          hint=f"set export.parity_faces: {limit} (or parity.limit: {held})")
 
 
 def check_selection_pairs(select: Path, test: Path) -> None:

@@ -16,6 +16,7 @@ from toolkit.config import to_plain
 from toolkit.errors import InputError
 from toolkit.io import ensure_writable_dir, is_relative_inside, read_json, sha256_file, sha256_text, write_json_atomic
 from toolkit.pipeline.config import PipelineConfig
+from toolkit.wording import did_you_mean
 
 log = logging.getLogger("toolkit.pipeline")  # one logger for the pipeline: log lines keep the name they always had
 
@@ -131,13 +132,10 @@ def in_run(root: Path, stored: Any, what: str) -> Path:
 
 # --- running stages with a cache -------------------------------------------------------------------------------------
 def check_force(force: set[str]) -> None:
-    import difflib
-
     for name in sorted(force):
         if name not in STAGES:
-            close = difflib.get_close_matches(name, STAGES, n=1)
-            raise InputError(f"--force {name}: no such stage" + (f" (did you mean {close[0]!r}?)" if close else ""),
-                             hint=f"stages: {', '.join(STAGES)}")
+            raise InputError(f"--force {name}: no such stage", hint=did_you_mean(name, STAGES,
+                                                                              f"stages: {', '.join(STAGES)}"))
 
 
 class StageRunner:

@@ -107,7 +107,7 @@ def export_stage(run: RunContext) -> Stage:
 
         res = export_model(checkpoint, folder, quantize="int8" if c.export.quantize else None,
                            calibration=faces_csv, calibration_limit=c.export.calibration_limit,
-                           overwrite=True, progress=run.progress)
+                           parity_faces=c.export.parity_faces, overwrite=True, progress=run.progress)
         summary = res.summary()
         files = [a["path"] for a in summary["artifacts"].values()] + [summary.get("manifest")]
         if "parity_sample" in res.manifest:  # the faces calibration did not see: the parity stage uses them
