@@ -27,6 +27,8 @@ def train_cmd(config_path, resume, out_dir, weights, epochs, device, overwrite, 
 
     result = train_from_config_file(config_path, resume=resume, overwrite=overwrite, progress=not (quiet or as_json),
                                     out_dir=out_dir, weights=weights, epochs=epochs, device=device)
+    if result.rank != 0:  # under torchrun every process trains; one summary is enough
+        return
     if as_json:
         echo_json(result)
         return

@@ -48,6 +48,7 @@ class TrainResult:
     amp: str
     world_size: int
     resumed_from_epoch: int = 0
+    rank: int = 0  # this process's rank under torchrun: only rank 0 reports
 
 
 def _resolve_amp(config: TrainConfig, device: "torch.device") -> str:
@@ -421,5 +422,5 @@ class Trainer:
             num_train=len(self.data.train_labels), num_val=len(self.data.val_labels),
             images_per_second=float(np.mean(self.speeds)) if self.speeds else 0.0,
             seconds=time.perf_counter() - started, device=str(self.device), amp=self.amp,
-            world_size=self.dist.world_size, resumed_from_epoch=self.start_epoch,
+            world_size=self.dist.world_size, resumed_from_epoch=self.start_epoch, rank=self.dist.rank,
         )
