@@ -30,7 +30,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
 
     from toolkit.checkpoint import CheckpointMeta, save_checkpoint
     from toolkit.export import convert_float16, convert_float32, quantize_int8_static, sample_input
-    from toolkit.init_checkpoint import recalibrate_batchnorm
+    from toolkit.models.batchnorm import recalibrate_batchnorm
     from toolkit.io import write_json_atomic
     from toolkit.models.face_model import FaceModel, embedding_model_from
     from toolkit.models.registry import default_spec

@@ -137,7 +137,7 @@ def tiny_checkpoint(tmp_path_factory, synthetic_faces) -> Path:
         import torch
 
         from toolkit.checkpoint import CheckpointMeta, save_checkpoint
-        from toolkit.init_checkpoint import recalibrate_batchnorm
+        from toolkit.models.batchnorm import recalibrate_batchnorm
         from toolkit.models.face_model import FaceModel
         from toolkit.models.registry import default_spec
 

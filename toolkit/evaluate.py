@@ -33,7 +33,7 @@ from toolkit.reports import REPORT_NAME, writable_eval_dir
 
 if TYPE_CHECKING:
     from toolkit.data.detect import FaceDetector
-    from toolkit.data.faces import FaceCrops
+    from toolkit.data.faces import CropOverride, FaceCrops
     from toolkit.embedders import Embedder, EmbedderOptions
     from toolkit.models.face_model import FaceModel
     from toolkit.spec import ModelSpec
@@ -135,6 +135,19 @@ def find_image_root(pairs_path: Path, data: str | Path | None, first_image: str)
                      hint="pass --data PATH/TO/lfw-deepfunneled")
 
 
+def app_crop_override(spec: "ModelSpec", simulate_app: str | None) -> "CropOverride | None":
+    """The Android app's crops (:mod:`toolkit.app_sim`) handed down to :mod:`toolkit.data.faces`; None: the spec's."""
+    if simulate_app is None:
+        return None
+    from toolkit.app_sim import APP_AFTER, app_cropper
+    from toolkit.data.faces import CropOverride
+    from toolkit.deploy.kotlin import template_fingerprint
+
+    # The "after" crops come from the generated Kotlin: a change to its template must not reuse old crops.
+    fingerprint = template_fingerprint() if simulate_app == APP_AFTER else ""
+    return CropOverride(simulate_app, fingerprint, lambda: app_cropper(spec, simulate_app))
+
+
 def pair_crops(paths: Sequence[Path], spec: "ModelSpec", **kwargs) -> "FaceCrops":
     """One crop per pair image, in order (:func:`toolkit.data.faces.cached_crops`, missing faces at the median face
     position); an unreadable image is an error: every pair must be scored."""
@@ -166,7 +179,7 @@ def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path 
 
     t0 = time.perf_counter()
     crops = pair_crops(paths, embedder.spec, detector=detector, pick=pick, progress=progress,
-                       simulate_app=simulate_app)
+                       override=app_crop_override(embedder.spec, simulate_app))
     timings["detect_and_crop_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     emb = embed_crops(embedder, crops.images, batch_size=batch_size, progress=progress, cache_key=crops.key)

@@ -11,12 +11,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PICK, MAX_NUM_CLASSES
-
 from toolkit.errors import InputError
 from toolkit.io import check_outputs_free
+from toolkit.models.batchnorm import recalibrate_batchnorm
 
 log = logging.getLogger(__name__)
 
@@ -28,41 +26,6 @@ class InitCheckpointResult:
     num_classes: int
     weights_source: str
     calibration_faces: int
-
-
-def recalibrate_batchnorm(model, faces_uint8: np.ndarray, batch_size: int = 32, passes: int = 1,
-                          progress: bool = False) -> None:
-    """Reset and re-estimate every BatchNorm's running mean/var on ``faces`` (cumulative average), in place."""
-    import torch
-    from torch import nn
-
-    from toolkit.models.face_model import embedding_model_from
-
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        return
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative moving average over all calibration batches
-    wrapper = embedding_model_from(model)
-    model.train()
-    # Dropout would perturb the statistics; only BN should be in training mode.
-    for m in model.modules():
-        if isinstance(m, nn.Dropout):
-            m.eval()
-    batches = [faces_uint8[i : i + batch_size] for i in range(0, len(faces_uint8), batch_size)]
-    batches = [b for b in batches if len(b) > 1]  # BatchNorm1d cannot train on a batch of one
-    iterator = [b for _ in range(passes) for b in batches]
-    if progress:
-        from tqdm import tqdm
-
-        iterator = tqdm(iterator, desc="re-estimating BatchNorm", unit="batch")
-    with torch.no_grad():
-        for batch in iterator:
-            wrapper(torch.from_numpy(batch.astype(np.float32)))
-    for bn in bns:
-        bn.momentum = 0.1
-    model.eval()
 
 
 def init_checkpoint(out: str | Path, backbone: str = "inception_resnet_v1", num_classes: int = 0,

@@ -19,7 +19,8 @@ as version 1 (the same layout, written before the key existed); a newer version 
 
 Public entry points: :func:`contract_for` (what every reader calls: embedders, bench, parity, deploy),
 :func:`artifact_status` (the same checks as warnings, for ``ftk info``), :func:`read_manifest`,
-:func:`manifest_artifacts`, and :func:`finalize_export` (called by ``ftk export``).
+:func:`manifest_artifacts`; :func:`contract_document` is what ``ftk export`` embeds in each file
+(:func:`toolkit.export.finalize_export`).
 """
 
 from __future__ import annotations
@@ -28,15 +29,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from toolkit.constants import MANIFEST_NAME
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import read_json, sha256_file
 from toolkit.spec import ModelSpec, short_repr
-
-if TYPE_CHECKING:
-    from toolkit.export import ArtifactResult
 
 log = logging.getLogger(__name__)
 
@@ -360,31 +358,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
-
-
-def finalize_export(manifest: dict[str, Any], artifacts: dict[str, "ArtifactResult"],
-                    written: dict[str, Path]) -> None:
-    """Called by ``ftk export`` once the manifest is built and before it is written.
-
-    Stamps ``format_version`` into ``manifest``; embeds each artifact's contract into its file (``written``:
-    precision -> the path the file is at now, e.g. its temp name); checks the file still loads in LiteRT and reads
-    its contract back; then records the final sha256 and size in the artifact (and so in the manifest entry).
-    """
-    from toolkit.embedders import load_interpreter
-    from toolkit.tflite.metadata import CONTRACT_METADATA_NAME, read_contract, write_contract
-
-    items = list(manifest.items())
-    manifest.clear()
-    manifest.update({"format_version": FORMAT_VERSION, **{k: v for k, v in items if k != "format_version"}})
-    for precision, art in artifacts.items():
-        path = Path(written[precision])
-        document = contract_document(manifest, art.info)
-        write_contract(path, document)
-        load_interpreter(path, num_threads=1)
-        if read_contract(path) != document:
-            raise ModelFileError(f"the contract embedded in {art.path.name} does not read back as written")
-        art.sha256 = sha256_file(path)
-        art.size_bytes = path.stat().st_size
-        art.info["sha256"] = art.sha256
-        art.info["size_bytes"] = art.size_bytes
-        art.info["embedded_contract"] = {"metadata": CONTRACT_METADATA_NAME, "format_version": FORMAT_VERSION}

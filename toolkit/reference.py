@@ -163,7 +163,7 @@ def write_reference_set(name: str, checkpoint: str | Path, faces: np.ndarray, de
                         ) -> Path:
     """Compute PyTorch embeddings of ``faces`` with ``checkpoint`` and write the set, atomically as a folder."""
     from toolkit.checkpoint import read_checkpoint_meta
-    from toolkit.export import tool_versions
+    from toolkit.versions import tool_versions
 
     root = root or reference_root()
     dest = root / name
@@ -235,7 +235,7 @@ def regenerate_tiny_synthetic(root: Path | None = None, overwrite: bool = False,
     import torch
 
     from toolkit.checkpoint import CheckpointMeta, save_checkpoint
-    from toolkit.init_checkpoint import recalibrate_batchnorm
+    from toolkit.models.batchnorm import recalibrate_batchnorm
     from toolkit.models.face_model import FaceModel
     from toolkit.models.registry import default_spec
 
@@ -324,7 +324,7 @@ def regenerate_shared_face_set(name: str, backbone: str, shared: str | Path, wei
     written; the images and weights stay in ../shared and are read again by :func:`verify_shared_face_set`."""
     from toolkit.data.detect import list_images
     from toolkit.data.faces import crop_images, spread_sample
-    from toolkit.export import tool_versions
+    from toolkit.versions import tool_versions
     from toolkit.models.registry import default_spec
 
     shared = Path(shared)

@@ -28,7 +28,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, ContextManager, Sequence
 
 import numpy as np
 from PIL import Image
@@ -50,8 +50,22 @@ log = logging.getLogger(__name__)
 
 MISSING_POLICIES = ("skip", "fallback")
 CACHE_VERSION = 2
-# crop(image, box, landmarks) -> uint8 [S, S, 3]: the spec's crop, or the Android app's (toolkit.app_sim).
+# crop(image, box, landmarks) -> uint8 [S, S, 3]: the spec's crop, or one the caller hands in.
 Cropper = Callable[[Image.Image, Sequence[float], Sequence[Sequence[float]]], np.ndarray]
+
+
+@dataclass(frozen=True)
+class CropOverride:
+    """Crops made another way than the spec's, handed down by the caller (``ftk evaluate --simulate-app``: the
+    Android app's, :mod:`toolkit.app_sim`), so this module needs to know nothing about where they come from.
+
+    ``label`` and ``fingerprint`` go into the crop cache's key: a new fingerprint (e.g. of the Kotlin template the
+    crops are computed by) means new crops. ``open()`` gives a context manager yielding the :data:`Cropper`.
+    """
+
+    label: str
+    fingerprint: str
+    open: Callable[[], ContextManager[Cropper]]
 
 
 @dataclass
@@ -270,19 +284,16 @@ def _crops_from_csv(csv_path: Path, spec: ModelSpec, limit: int | None, seed: in
 
 # --- cached crops and embeddings (evaluation re-runs the same image sets) ---------------------------------------------
 def _crop_key(paths: Sequence[Path], spec: ModelSpec, pick: str, missing: str, detector: FaceDetector,
-              simulate_app: str | None = None) -> str:
+              override: CropOverride | None = None) -> str:
     parts = []
     for p in paths:
         st = p.stat()
         parts.append(f"{p.resolve()}|{st.st_size}|{int(st.st_mtime)}")
     settings = {"v": CACHE_VERSION, "crop": spec.crop, "size": spec.input_size, "margin": spec.box_margin,
                 "pick": pick, "missing": missing, "detector": [detector.min_face_size, list(detector.thresholds)]}
-    if simulate_app is not None:
-        from toolkit.deploy.kotlin import template_fingerprint
-
-        # The "after" crops come from the generated Kotlin: a change to its template must not reuse old crops.
-        template = template_fingerprint() if simulate_app == "after" else ""
-        settings.update(simulate_app=simulate_app, template=template, channels=spec.channel_order)
+    if override is not None:
+        # Key names as before the override was handed in, so the crops cached then are still found.
+        settings.update(simulate_app=override.label, template=override.fingerprint, channels=spec.channel_order)
     return sha256_text(json.dumps(settings, sort_keys=True) + "\n" + "\n".join(parts))
 
 
@@ -315,15 +326,15 @@ def _save_npz(path: Path, **arrays: np.ndarray) -> None:
 
 def cached_crops(paths: Sequence[str | Path], spec: ModelSpec, *, detector: FaceDetector | None = None,
                  pick: str = DEFAULT_PICK, missing: str = "fallback", progress: bool = True,
-                 use_cache: bool = True, simulate_app: str | None = None) -> FaceCrops:
+                 use_cache: bool = True, override: CropOverride | None = None) -> FaceCrops:
     """:func:`crop_images` for a fixed image set (e.g. a pairs file's), cached under ``$FTK_CACHE_DIR/crops``.
 
-    ``simulate_app`` ("before" / "after", :mod:`toolkit.app_sim`) crops as the Android app does instead. Under the
+    ``override`` crops another way than the spec says (the caller's, e.g. as the Android app does). Under the
     ``fallback`` policy every path has a row, in order; under ``skip`` only the kept ones.
     """
     paths = [Path(p) for p in paths]
     detector = detector or FaceDetector()
-    key = _crop_key(paths, spec, pick, missing, detector, simulate_app)
+    key = _crop_key(paths, spec, pick, missing, detector, override)
     cache_path = _cache_file("crops", key)
     cached = _load_npz(cache_path) if use_cache else None
     if cached is not None and {"images", "kept", "fallback"} <= set(cached):
@@ -333,7 +344,7 @@ def cached_crops(paths: Sequence[str | Path], spec: ModelSpec, *, detector: Face
         # The crop cache keeps images, not detections: faces / faces_found are unknown (None / -1) on a hit.
         return FaceCrops(cached["images"], kept, [(p, "no face detected") for p in rejected],
                          [str(paths[i]) for i in cached["fallback"]], [None] * len(kept), [-1] * len(kept), key=key)
-    with _cropper(spec, simulate_app) as crop:
+    with (override.open() if override is not None else contextlib.nullcontext(None)) as crop:
         crops = crop_images(paths, spec, detector=detector, pick=pick, missing=missing, progress=progress, crop=crop)
     crops.key = key
     unreadable = [r for r in crops.rejects if r[1] != "no face detected"]
@@ -342,15 +353,6 @@ def cached_crops(paths: Sequence[str | Path], spec: ModelSpec, *, detector: Face
         _save_npz(cache_path, images=crops.images, kept=np.array([index[p] for p in crops.paths], np.int64),
                   fallback=np.array([index[p] for p in crops.fallback], np.int64))
     return crops
-
-
-def _cropper(spec: ModelSpec, simulate_app: str | None):
-    """A context manager yielding the crop function: None (the spec's crop), or the app's."""
-    if simulate_app is not None:
-        from toolkit.app_sim import app_cropper
-
-        return app_cropper(spec, simulate_app)
-    return contextlib.nullcontext(None)
 
 
 def embed_crops(embedder: "Embedder", faces: np.ndarray, batch_size: int = 64, progress: bool = True,

@@ -34,16 +34,17 @@ from toolkit.export.describe import artifact_entry, describe_path
 from toolkit.export.float16 import FLOAT16_RECIPE, convert_float16
 from toolkit.export.int8 import float_ops_of, module_path_of_tensor, quantised_kept_layers, quantize_int8_static
 from toolkit.export.int8_quantizer import _ftk_quantizer
-from toolkit.export.manifest_writer import EXPORT_FORMAT, build_manifest, tool_versions
+from toolkit.export.manifest_writer import EXPORT_FORMAT, build_manifest, finalize_export
 from toolkit.export.monitoring import PeakRss, litert_progress, process_peak_rss
 from toolkit.export.results import ArtifactResult, ExportFailed, ExportResult
 from toolkit.export.stage import ARTIFACT_NAMES, QUANTIZE_CHOICES, export_model, parse_quantize
+from toolkit.versions import tool_versions  # its home until the split; reference sets and reports use it too
 
 __all__ = [
     "ARTIFACT_NAMES", "CALIBRATION_BATCH", "EXPORT_FORMAT", "FLOAT16_RECIPE", "FOLD_TOLERANCE",
     "MIN_CALIBRATION_FACES", "QUANTIZE_CHOICES", "WARN_CALIBRATION_FACES", "ArtifactResult", "CalibrationPlan",
     "ExportFailed", "ExportResult", "PeakRss", "_ftk_quantizer", "_observers", "artifact_entry", "build_manifest",
-    "convert_float16", "convert_float32", "describe_path", "export_model", "float_ops_of", "fold_for_export",
+    "convert_float16", "convert_float32", "describe_path", "export_model", "finalize_export", "float_ops_of", "fold_for_export",
     "inspect_artifact", "litert_progress", "module_path_of_tensor", "parse_quantize", "prepare_and_calibrate",
     "process_peak_rss", "quantised_kept_layers", "quantize_int8_static", "refuse_training_mode", "sample_input",
     "tool_versions",

@@ -5,44 +5,26 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toolkit import __version__
+from toolkit.embedders import load_interpreter
+from toolkit.errors import ModelFileError
 from toolkit.export.convert import inspect_artifact
 from toolkit.export.results import ArtifactResult
 from toolkit.io import sha256_file
+from toolkit.manifest import FORMAT_VERSION, contract_document
 from toolkit.spec import ModelSpec
+from toolkit.tflite.metadata import CONTRACT_METADATA_NAME, read_contract, write_contract
+from toolkit.versions import tool_versions
 
 if TYPE_CHECKING:
-
     from toolkit.checkpoint import LoadedCheckpoint
 
 
 EXPORT_FORMAT = "ftk.export/1"
-
-
-def tool_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    def version(dist: str) -> str | None:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {
-        "ftk": __version__,
-        "python": platform.python_version(),
-        "torch": version("torch"),
-        "torchao": version("torchao"),
-        "litert-torch": version("litert-torch"),
-        "ai-edge-litert": version("ai-edge-litert"),
-        "facenet-pytorch": version("facenet-pytorch"),
-    }
 
 
 def _artifact(precision: str, final: Path, tmp: Path, seconds: float, peak: int) -> ArtifactResult:
@@ -112,3 +94,28 @@ def _beside_or_absolute(path: Path | str, out_dir: Path) -> str:
     export/: a moved run folder still names it), else absolute (data elsewhere on the machine)."""
     resolved, parent = Path(path).resolve(), Path(out_dir).resolve().parent
     return _relative_to(resolved, out_dir) if resolved.is_relative_to(parent) else str(resolved)
+
+
+def finalize_export(manifest: dict[str, Any], artifacts: dict[str, ArtifactResult],
+                    written: dict[str, Path]) -> None:
+    """Called by ``ftk export`` once the manifest is built and before it is written.
+
+    Stamps ``format_version`` into ``manifest``; embeds each artifact's contract into its file (``written``:
+    precision -> the path the file is at now, e.g. its temp name); checks the file still loads in LiteRT and reads
+    its contract back; then records the final sha256 and size in the artifact (and so in the manifest entry).
+    """
+    items = list(manifest.items())
+    manifest.clear()
+    manifest.update({"format_version": FORMAT_VERSION, **{k: v for k, v in items if k != "format_version"}})
+    for precision, art in artifacts.items():
+        path = Path(written[precision])
+        document = contract_document(manifest, art.info)
+        write_contract(path, document)
+        load_interpreter(path, num_threads=1)
+        if read_contract(path) != document:
+            raise ModelFileError(f"the contract embedded in {art.path.name} does not read back as written")
+        art.sha256 = sha256_file(path)
+        art.size_bytes = path.stat().st_size
+        art.info["sha256"] = art.sha256
+        art.info["size_bytes"] = art.size_bytes
+        art.info["embedded_contract"] = {"metadata": CONTRACT_METADATA_NAME, "format_version": FORMAT_VERSION}

@@ -21,7 +21,7 @@ from toolkit.export.convert import (
 )
 from toolkit.export.float16 import convert_float16
 from toolkit.export.int8 import float_ops_of, quantised_kept_layers, quantize_int8_static
-from toolkit.export.manifest_writer import _artifact, _make_readable, build_manifest
+from toolkit.export.manifest_writer import _artifact, _make_readable, build_manifest, finalize_export
 from toolkit.export.monitoring import PeakRss, process_peak_rss
 from toolkit.export.results import ArtifactResult, ExportFailed, ExportResult
 from toolkit.io import atomic_path, check_outputs_free, ensure_writable_dir
@@ -257,8 +257,7 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
             manifest = build_manifest(loaded, spec, artifacts, export_info, out_dir)
             source = calibration_info["source"] if calibration_info else None
             sample_tmp = _stage_parity_sample(manifest, held_out, work, source)
-            from toolkit.manifest import finalize_export  # contract into each .tflite, then its final sha256 and size
-            finalize_export(manifest, artifacts, tmp_paths)
+            finalize_export(manifest, artifacts, tmp_paths)  # contract into each .tflite, then its final sha256 and size
             write_json_atomic(manifest_tmp, manifest)
             _make_readable(manifest_tmp)
             for precision, art in artifacts.items():  # into place; the manifest follows when the stack closes

@@ -93,7 +93,7 @@ def deploy_step(run: RunContext) -> dict[str, Any] | None:
 
 def build_report(run: RunContext, deploy_result: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
     """report.json's content, every path inside the run folder relative to it."""
-    from toolkit.export import tool_versions
+    from toolkit.versions import tool_versions
 
     c, records = run.config, run.runner.records
     ladder = run.result("evaluate")["ladder"]

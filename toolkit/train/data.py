@@ -16,7 +16,6 @@ from toolkit.io import atomic_path, check_free_space, sha256_file, sha256_text
 from toolkit.train.config import TrainConfig
 
 if TYPE_CHECKING:
-
     from toolkit.data.dataset import FaceRecord
     from toolkit.spec import ModelSpec
 

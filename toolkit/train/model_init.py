@@ -14,7 +14,6 @@ from toolkit.io import sha256_file
 from toolkit.train.config import DOWNLOAD_TIMEOUT_S, PRETRAINED_URLS, TrainConfig
 
 if TYPE_CHECKING:
-
     from toolkit.spec import ModelSpec
 
 log = logging.getLogger("toolkit.train")  # one logger for the stage: log lines keep the name they always had
