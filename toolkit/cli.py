@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "match": ("toolkit.commands.compare:match_cmd", "1:N match of a probe face against an enrolled gallery, as the app does."),
     "pipeline": ("toolkit.commands.pipeline:pipeline_cmd", "Run prepare -> train -> evaluate -> export -> parity -> bench -> deploy from one YAML."),
     "info": ("toolkit.commands.info:info_cmd", "Show what a checkpoint, .tflite or export folder contains."),
+    "cache": ("toolkit.commands.cache:cache_cmd", "Show what ftk's cache holds per kind, with sizes; `ftk cache clean` removes it."),
 }
 
 

@@ -21,3 +21,13 @@ def did_you_mean(name: str, known: Iterable[str], otherwise: str = "") -> str:
     """``"did you mean 'x'?"`` for the closest known name, else ``otherwise`` (e.g. the list of choices)."""
     match = closest(name, known)
     return f"did you mean {match!r}?" if match else otherwise
+
+
+def human_bytes(n: int) -> str:
+    """Binary units, as ftk prints every size: ``512 B``, ``64.0 KiB``, ``3.9 MiB``, ``1.70 GiB``."""
+    if n < 1024:
+        return f"{n} B"
+    for unit, scale in (("KiB", 2**10), ("MiB", 2**20), ("GiB", 2**30)):
+        if n < 1024 * scale or unit == "GiB":
+            return f"{n / scale:.2f} {unit}" if unit == "GiB" else f"{n / scale:.1f} {unit}"
+    return f"{n} B"  # unreachable

@@ -35,7 +35,7 @@ def test_a_mistyped_command_gets_a_did_you_mean():
     code, _, err = ftk("evalute", "model.pt")
     assert_usage_error(code, err, "no such command 'evalute'; did you mean 'evaluate'?")
     code, _, err = ftk("frobnicate")
-    assert_usage_error(code, err, "the commands: bench, compare, deploy, evaluate")
+    assert_usage_error(code, err, "the commands: bench, cache, compare, deploy, evaluate")
 
 
 def test_plural():
@@ -53,7 +53,7 @@ def _fake_module(monkeypatch, name: str, **attrs) -> None:
 def test_train_says_1_epoch(monkeypatch, tmp_path):
     result = types.SimpleNamespace(epochs_completed=1, num_classes=1, num_train=10, num_val=2, device="cpu",
                                    amp=False, world_size=1, seconds=1.0, images_per_second=10.0, last_metrics={},
-                                   best_val_acc=None, best_checkpoint="b.pt", last_checkpoint="l.pt", out_dir="run")
+                                   best_val_acc=None, best_checkpoint="b.pt", last_checkpoint="l.pt", out_dir="run", rank=0)
     _fake_module(monkeypatch, "toolkit.train", train_from_config_file=lambda *a, **k: result)
     code, out, err = ftk("train", "--config", tmp_path / "cfg.yaml")
     assert code == 0, err
