@@ -33,8 +33,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from toolkit import native_logs
-from toolkit.bench import parse_threads
 from toolkit.bench.cpu import host_cpu
+from toolkit.bench.options import parse_threads
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import sha256_file
 
