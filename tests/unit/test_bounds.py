@@ -8,7 +8,9 @@ one `error:` line with exit 2 (never 3, never a silent success). Real tiny model
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import struct
 import zlib
 from pathlib import Path
@@ -292,6 +294,7 @@ def test_a_scaled_or_nan_gallery_is_refused_on_load(tiny_checkpoint, tmp_path, c
     (["parity-check", "m.tflite", "--checkpoint", "c.pt", "--layers-top", "0"], "--layers-top"),
     (["init-checkpoint", "--out", "c.pt", "--backbone", "tiny", "--input-size", "1000000"], "8..1024"),
     (["init-checkpoint", "--out", "c.pt", "--backbone", "tiny", "--num-classes", "1000000000"], "--num-classes"),
+    (["export", "m.pt", "--out", "e", "--input-size", "1000000"], "8..1024"),
 ])
 def test_flags_out_of_range_are_usage_errors(tmp_path, monkeypatch, capsys, args, needle):
     monkeypatch.chdir(tmp_path)
@@ -316,6 +319,7 @@ def test_cpu_lists_and_masks_mean_the_same():
 def test_library_entry_points_hold_the_same_ranges(lone_tflite):
     from toolkit.bench import parse_threads
     from toolkit.embedders import load_interpreter
+    from toolkit.export import export_model
     from toolkit.init_checkpoint import init_checkpoint
     from toolkit.models.registry import default_spec
 
@@ -327,6 +331,8 @@ def test_library_entry_points_hold_the_same_ranges(lone_tflite):
         default_spec("tiny", input_size=1_000_000)
     with pytest.raises(InputError, match="--num-classes must be in 0..1000000"):
         init_checkpoint(lone_tflite.parent / "c.pt", backbone="tiny", num_classes=1_000_000_000)
+    with pytest.raises(InputError, match="--input-size must be in 8..1024"):
+        export_model(lone_tflite.parent / "c.pt", lone_tflite.parent / "export", input_size=1_000_000)
 
 
 def test_a_checkpoint_from_init_checkpoint_at_the_largest_size_is_readable(tmp_path, capsys):
@@ -368,3 +374,45 @@ def test_a_long_value_is_cut_in_the_message(tmp_path, capsys):
     config.write_text(f"epochs: [{anchors}]\n")  # 66,429 strings once expanded, all in one value
     line = refused(["train", "--config", config], capsys, "epochs must be an integer")
     assert len(line) < 400
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# a disk that fills during conversion
+# ---------------------------------------------------------------------------------------------------------------------
+@pytest.fixture
+def two_mib_disk(tmp_path):
+    """A 2 MiB tmpfs: room enough for the tiny export's up-front free-space check (root only)."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("the full-disk test mounts a small tmpfs, which needs root")
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True,
+                          text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_disk_filling_during_conversion_is_no_space_left_and_leaves_nothing(tiny_checkpoint, two_mib_disk,
+                                                                              capsys, monkeypatch):
+    """The converter's own writer (LLVM) called exit(1) on ENOSPC: exit 1 with no message, temps left behind."""
+    import toolkit.io
+
+    real_check = toolkit.io.check_free_space
+
+    def check_then_fill(folder, needed, what):
+        real_check(folder, needed, what)  # the up-front check passes; then another writer takes the disk
+        fd = os.open(two_mib_disk / "filler", os.O_WRONLY | os.O_CREAT)
+        try:
+            while os.write(fd, b"\0" * 65536):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    monkeypatch.setattr(toolkit.io, "check_free_space", check_then_fill)
+    out = two_mib_disk / "export"
+    refused(["export", tiny_checkpoint, "--out", out, "--quiet"], capsys, f"no space left on {out}")
+    assert [p.name for p in two_mib_disk.iterdir()] == ["filler"]  # no export folder, no temp file

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import FACES_PICK_NOTE, faces_option, pick_option, quiet_option
+from toolkit.commands.common import FACES_PICK_NOTE, check_input_size, faces_option, pick_option, quiet_option
 from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PARITY_FACES
 
 
@@ -29,7 +29,7 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PARITY_FACES
 @click.option("--keep-float", "keep_float", multiple=True, metavar="LAYER[,LAYER]",
               help="int8: keep these backbone layers in float (names as `ftk parity-check --layers` prints "
                    "them, e.g. conv3). Repeatable.")
-@click.option("--input-size", type=int, default=None,
+@click.option("--input-size", type=int, default=None, callback=check_input_size,
               help="Export at another square input size (the manifest's spec records it).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

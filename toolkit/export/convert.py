@@ -56,13 +56,20 @@ def convert_float32(module: "nn.Module", sample: "torch.Tensor", path: str | Pat
     try:
         with litert_progress(progress):
             edge = litert_torch.convert(module, (sample,))
-            edge.export(str(path))
+            write_converted(edge, path)
     except ToolkitError:
         raise
     except Exception as exc:  # noqa: BLE001 - converter errors come in many types
         log.debug("float32 conversion failed", exc_info=True)
         raise ExportFailed(f"litert-torch could not convert the model to float32: {_first_line(exc)}",
                            hint="run with -vv for the full traceback") from exc
+
+
+def write_converted(edge: Any, path: str | Path) -> None:
+    """The converted model's bytes into ``path``, written here. ``edge.export(path)`` writes through LLVM's file
+    stream, which on a full disk prints "LLVM ERROR: IO failure on output stream" and calls exit(1): no Python error
+    to catch, no cleanup, exit 1 ("a check failed") instead of "no space left". Here ENOSPC is an OSError."""
+    Path(path).write_bytes(edge.model_content())
 
 
 @contextlib.contextmanager

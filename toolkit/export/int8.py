@@ -12,7 +12,7 @@ import numpy as np
 
 from toolkit import native_logs
 from toolkit.export.calibration import prepare_and_calibrate
-from toolkit.export.convert import _converter_errors, refuse_training_mode
+from toolkit.export.convert import _converter_errors, refuse_training_mode, write_converted
 from toolkit.export.int8_quantizer import _ftk_quantizer
 from toolkit.export.monitoring import litert_progress
 
@@ -55,7 +55,7 @@ def quantize_int8_static(module: "nn.Module", sample: "torch.Tensor", calibratio
             submodule.training = False
         with litert_progress(progress):
             edge = litert_torch.convert(converted, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
-            edge.export(str(path))
+            write_converted(edge, path)
         convert_seconds = time.perf_counter() - t0
     return {"fused_conv_relu6": quantizer.fused_relu6, "integer_adds": quantizer.integer_adds,
             "float_nodes": quantizer.float_nodes, "calibration_batch": calib["batch_size"],

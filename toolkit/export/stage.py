@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PARITY_FACES, DEFAULT_PICK, MANIFEST_NAME
+from toolkit.constants import (
+    DEFAULT_CALIBRATION_FACES,
+    DEFAULT_PARITY_FACES,
+    DEFAULT_PICK,
+    MANIFEST_NAME,
+    MAX_INPUT_SIZE,
+    MIN_INPUT_SIZE,
+)
 from toolkit.constants import PARITY_SAMPLE_NAME as SAMPLE_NAME
 from toolkit.errors import InputError, ToolkitError
 from toolkit.export.calibration import MIN_CALIBRATION_FACES, CalibrationPlan, _read_calibration
@@ -117,8 +124,8 @@ def export_model(
         raise InputError(f"--calibration-batch must be >= 1, got {calibration_batch}")
     if parity_faces < 0:
         raise InputError(f"--parity-faces must be >= 0, got {parity_faces}")
-    if input_size is not None and input_size < 8:
-        raise InputError(f"--input-size must be >= 8, got {input_size}")
+    if input_size is not None and not MIN_INPUT_SIZE <= input_size <= MAX_INPUT_SIZE:  # before any allocation
+        raise InputError(f"--input-size must be in {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE}, got {input_size}")
 
     out_dir = Path(out_dir)
     precisions = ["float32"] + extra
