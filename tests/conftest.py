@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -165,6 +165,24 @@ def tiny_checkpoint_export(tmp_path_factory, tiny_checkpoint) -> Path:
         export_model(tiny_checkpoint, folder / "export", progress=False)
 
     return built_once(tmp_path_factory, "tiny-checkpoint-export", build) / "export"
+
+
+def mounted_tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (e.g. "256k") at ``mount_point``, unmounted afterwards: a disk that fills. Skips the test
+    where mounting needs root or is not allowed. Use as ``yield from mounted_tmpfs(...)`` in a fixture."""
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("the full-disk tests mount a small tmpfs, which needs root")
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def copy_of(folder: Path, tmp_path_factory, name: str) -> Path:

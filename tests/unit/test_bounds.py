@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import struct
 import zlib
 from pathlib import Path
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import copy_of
+from tests.conftest import copy_of, mounted_tmpfs
 from tests.unit.export_helpers import run_cli
 from toolkit.errors import InputError, ModelFileError
 
@@ -382,16 +381,7 @@ def test_a_long_value_is_cut_in_the_message(tmp_path, capsys):
 @pytest.fixture
 def two_mib_disk(tmp_path):
     """A 2 MiB tmpfs: room enough for the tiny export's up-front free-space check (root only)."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("the full-disk test mounts a small tmpfs, which needs root")
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True,
-                          text=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    yield from mounted_tmpfs(tmp_path / "disk", "2m")
 
 
 def test_a_disk_filling_during_conversion_is_no_space_left_and_leaves_nothing(tiny_checkpoint, two_mib_disk,

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import mounted_tmpfs
 from toolkit.errors import InputError
 
 TIMEOUT = 300
@@ -39,16 +40,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, match: str, code:
 @pytest.fixture
 def small_disk(tmp_path):
     """A 256 KiB tmpfs: a disk that is (nearly) full for anything ftk writes."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("the full-disk tests mount a small tmpfs, which needs root")
-    mount_point = tmp_path / "small_disk"
-    mount_point.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+    yield from mounted_tmpfs(tmp_path / "small_disk", "256k")
 
 
 @pytest.fixture
