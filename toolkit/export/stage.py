@@ -274,7 +274,7 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for precision, art in artifacts.items():
-        log.info("wrote %s (%.1f MiB, %.1f s)", art.path, art.size_bytes / 2**20, art.seconds)
+        log.info("wrote %s (%.2f MiB, %.1f s)", art.path, art.size_bytes / 2**20, art.seconds)
     return ExportResult(out_dir=out_dir, manifest_path=manifest_path, spec=spec, artifacts=artifacts,
                         manifest=manifest, calibration_faces=0 if faces is None else len(faces),
                         folded_blocks=fold["residual_scales"], stages=stages)
