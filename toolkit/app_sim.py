@@ -5,7 +5,9 @@
   scaled with a bilinear filter. An estimate: MTCNN boxes stand in for ML Kit's, PIL's bilinear resize for
   Android's ``createScaledBitmap``.
 - ``after``: the crops the deployed app computes: the Kotlin preprocessor ``ftk deploy`` generates, compiled with
-  kotlinc and run on the JVM, fed the sensor-oriented frame, rotationDegrees 90 and the MTCNN landmarks/box.
+  kotlinc and run on the JVM, fed the sensor-oriented frame, rotationDegrees 90 and the MTCNN landmarks/box. With
+  ``app_dir`` (a checkout ftk deploy patched), the app's OWN activity code computes them: its patched crop function
+  and input builder, compiled against ftk's Android stubs (:mod:`toolkit.deploy.app_runner`).
 """
 
 from __future__ import annotations
@@ -64,12 +66,31 @@ def app_before_crop(image: Image.Image, box: Sequence[float], size: int, rotatio
     return np.asarray(crop.resize((size, size), Image.BILINEAR), np.uint8)
 
 
+def cropper_fingerprint(mode: str | None, app_dir: str | Path | None = None) -> str:
+    """What the "after" crops depend on besides the spec: the generated core's template, or the app's sources."""
+    if mode != APP_AFTER:
+        return ""
+    from toolkit.deploy.kotlin import template_fingerprint
+
+    if app_dir is None:
+        return template_fingerprint()
+    from toolkit.deploy.app_jvm import app_fingerprint
+
+    return app_fingerprint(Path(app_dir))
+
+
 @contextlib.contextmanager
-def app_cropper(spec: ModelSpec, mode: str) -> Iterator[Cropper]:
-    """A crop function ``(image, box, landmarks) -> uint8 [S, S, 3]`` that does what the app does in ``mode``."""
+def app_cropper(spec: ModelSpec, mode: str, app_dir: str | Path | None = None) -> Iterator[Cropper]:
+    """A crop function ``(image, box, landmarks) -> uint8 [S, S, 3]`` that does what the app does in ``mode``;
+    with ``app_dir`` ("after" only) through that patched app's own code on the JVM."""
     check_simulation(mode)
+    if app_dir is not None and mode != APP_AFTER:
+        raise InputError("--app runs the app's own patched code: it goes with --simulate-app after")
     if mode == APP_BEFORE:
         yield lambda image, box, landmarks: app_before_crop(image, box, spec.input_size)
+        return
+    if app_dir is not None:
+        yield from _app_code_cropper(spec, Path(app_dir))
         return
     from toolkit.deploy.kotlin import KotlinPreprocessor
 
@@ -78,6 +99,19 @@ def app_cropper(spec: ModelSpec, mode: str) -> Iterator[Cropper]:
             sensor = sensor_frame(np.asarray(image.convert("RGB")))
             tensor = kotlin.face(sensor, PHONE_ROTATION, box, landmarks)
             # The app feeds these floats to the model; they are whole numbers 0..255, so uint8 holds them exactly.
+            return np.clip(np.rint(tensor), 0, 255).astype(np.uint8)
+
+        yield crop
+
+
+def _app_code_cropper(spec: ModelSpec, app_dir: Path) -> Iterator[Cropper]:
+    from toolkit.deploy.app_runner import AppPreprocessor
+
+    with AppPreprocessor(app_dir, spec) as app:
+        def crop(image: Image.Image, box, landmarks) -> np.ndarray:
+            tensor = app.face(sensor_frame(np.asarray(image.convert("RGB"))), PHONE_ROTATION, box, landmarks)
+            if tensor is None:  # the app skips a face without landmarks; the protocol must still score the pair
+                return np.full((spec.input_size, spec.input_size, 3), 128, np.uint8)
             return np.clip(np.rint(tensor), 0, 255).astype(np.uint8)
 
         yield crop

@@ -100,3 +100,55 @@ def private_state_dir(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "state"
     monkeypatch.setenv("FTK_STATE_DIR", str(path))
     return path
+
+
+# --- the real app (../shared/apps/face-data-matching-app) -------------------------------------------------------
+# The crop, sizes and embedding dims of the two real backbones on the tiny architecture: what the app code does
+# depends only on the contract (ModelSpec), and these convert in seconds. scripts/main.sh deploys the real int8
+# MobileFaceNet into the real app.
+SHAPED_LIKE = {"mobilefacenet": "align112", "inception_resnet_v1": "box160"}
+
+
+def shaped_spec(like: str):
+    from dataclasses import replace
+
+    from toolkit.models.registry import default_spec
+
+    real = default_spec(like)
+    return replace(default_spec("tiny"), input_size=real.input_size, embedding_dim=real.embedding_dim,
+                   crop=real.crop, box_margin=real.box_margin)
+
+
+def _export_shaped(folder: Path) -> None:
+    import torch
+
+    from toolkit.checkpoint import CheckpointMeta, save_checkpoint
+    from toolkit.export import export_model
+    from toolkit.models.face_model import FaceModel
+
+    for like, name in SHAPED_LIKE.items():
+        torch.manual_seed(0)
+        spec = shaped_spec(like)
+        checkpoint = folder / f"{name}.pt"
+        save_checkpoint(checkpoint, FaceModel(spec, 2).eval(),
+                        CheckpointMeta(spec=spec, num_classes=2, class_names=["a", "b"], weights_source="random"))
+        export_model(checkpoint, folder / name, progress=False)
+
+
+@pytest.fixture(scope="session")
+def shaped_exports(tmp_path_factory) -> dict[str, Path]:
+    """{"mobilefacenet": export folder, "inception_resnet_v1": ...}: tiny models with those backbones' contracts
+    (112 px, 128-d, 5-point alignment; 160 px, 512-d, box + 20 px), float32, converted once per run (read-only)."""
+    from tests.conftest import built_once
+
+    folder = built_once(tmp_path_factory, "deploy-shaped-exports", _export_shaped)
+    return {like: folder / name for like, name in SHAPED_LIKE.items()}
+
+
+@pytest.fixture
+def real_app(shared_dir, tmp_path) -> Path:
+    """A private copy of the real face-data-matching-app (skips with a reason when ../shared lacks it)."""
+    source = shared_dir / "apps" / "face-data-matching-app"
+    if not (source / "app").is_dir():
+        pytest.skip(f"the real app is not at {source}")
+    return Path(shutil.copytree(source, tmp_path / "face-data-matching-app", symlinks=True))

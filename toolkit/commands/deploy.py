@@ -31,14 +31,17 @@ def _threshold(value):
               help="Run the model under tensorflow-cpu==<app runtime> in a cached venv and compare embeddings with "
                    "ai-edge-litert before changing anything.")
 @click.option("--asset-name", default=None, help="File name in assets/ (default ftk_<backbone>_<precision>.tflite).")
-@click.option("--keep-app-preprocessing", is_flag=True,
-              help="Deploy only the model file and constants; leave the app's own face crop (by default ftk adds "
-                   "the preprocessor generated from the model's spec and makes both activities use it).")
+@click.option("--app-code", type=click.Choice(["patch", "kit", "none"]), default=None,
+              help="How much deploy does to app code. patch (default): the app crops, matches and stores records as "
+                   "the model's contract says (ftk's generated Kotlin, smallest edits, refused with a report when "
+                   "unsafe); kit: adds the model, the generated Kotlin and FtkModelConfig, changes no existing file "
+                   "and prints the steps; none: the model file and the constants only.")
+@click.option("--keep-app-preprocessing", is_flag=True, hidden=True, help="Old name of --app-code none.")
 @click.option("--revert", is_flag=True, help="Undo the last ftk deploy of --app from its backup.")
 @click.option("--force", is_flag=True, help="With --revert: revert even if the patched files were edited since.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, verify_runtime, asset_name,
-               keep_app_preprocessing, revert, force, as_json):
+               app_code, keep_app_preprocessing, revert, force, as_json):
     """Put an exported model into an Android app checkout (EXPORT_DIR or .tflite), all-or-nothing."""
     from toolkit.commands.common import echo_json
 
@@ -64,11 +67,16 @@ def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, v
     if model is None:
         raise click.UsageError("give the export folder or .tflite to deploy (or --revert)")
 
-    from toolkit.deploy import CompatibilityError, deploy
+    from toolkit.deploy import AppCodeError, CompatibilityError, deploy
 
-    result = deploy(model, app_dir, variant=variant, threshold=_threshold(threshold), far=far, dry_run=dry_run,
-                    bump_runtime=bump_runtime, verify_runtime=verify_runtime, asset_name=asset_name,
-                    keep_app_preprocessing=keep_app_preprocessing)
+    try:
+        result = deploy(model, app_dir, variant=variant, threshold=_threshold(threshold), far=far, dry_run=dry_run,
+                        bump_runtime=bump_runtime, verify_runtime=verify_runtime, asset_name=asset_name,
+                        keep_app_preprocessing=keep_app_preprocessing, app_code=app_code)
+    except AppCodeError as exc:
+        for line in exc.report:  # what was found where, and the way in (the error line follows)
+            click.echo(line, err=True)
+        raise
     if as_json:
         echo_json(result.to_dict())
     else:
@@ -97,9 +105,14 @@ def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, v
 
 
 def describe_preprocessing(info: dict) -> str:
-    if not info.get("patched"):
-        return "app preprocessing: kept as it is (--keep-app-preprocessing)"
-    lines = [f"app preprocessing: the model's own crop ({info['crop']}), generated from its spec"]
+    mode = info.get("mode", "patch" if info.get("patched") else "none")
+    if mode == "none":
+        return "app code: --app-code none: the model file and constants only; the app keeps its own face crop"
+    head = {"patch": f"app code: patched to use the model's own crop ({info['crop']}), generated from its spec",
+            "kit": "app code: --app-code kit: ftk's files added, no existing file changed; to wire them in:"}[mode]
+    lines = [head]
+    if mode == "kit":
+        lines += [f"  {i}. {step}" for i, step in enumerate(info.get("steps", []), start=1)]
     lines += [f"  found: {line}" for line in info["found"]]
     lines += [f"  adds:  {path}" for path in info["added_files"]]
     return "\n".join(lines)

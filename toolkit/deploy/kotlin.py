@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).parent / "templates"
 CORE_FILE = "FtkFacePreprocessor.kt"
 ADAPTER_FILE = "FtkFaceInput.kt"
+CONFIG_FILE = "FtkModelConfig.kt"
 HARNESS_FILE = "FtkJvmHarness.kt"
 HARNESS_PACKAGE = "ftk.jvm"
 KIND_ALIGN, KIND_BOX, KIND_QUIT = 0, 1, 2
@@ -84,10 +85,19 @@ def _values(spec: ModelSpec, package: str, model_file: str, model_sha256: str) -
             "TEMPLATE": ", ".join(_kotlin_double(v) for v in template.ravel())}
 
 
-def generate_sources(spec: ModelSpec, package: str, model_file: str, model_sha256: str) -> dict[str, str]:
-    """{file name: Kotlin source} of the core and the Android adapter for ``spec``, in ``package``."""
+def generate_sources(spec: ModelSpec, package: str, model_file: str, model_sha256: str,
+                     threshold: float | None = None, with_config: bool = False) -> dict[str, str]:
+    """{file name: Kotlin source} of the core and the Android adapter for ``spec``, in ``package``; with
+    ``with_config`` also ``FtkModelConfig.kt``, the contract's constants (``threshold`` None: not calibrated)."""
     values = _values(spec, package, model_file, model_sha256)
-    return {CORE_FILE: _fill(CORE_FILE, values), ADAPTER_FILE: _fill(ADAPTER_FILE, values)}
+    sources = {CORE_FILE: _fill(CORE_FILE, values), ADAPTER_FILE: _fill(ADAPTER_FILE, values)}
+    if with_config:
+        known = threshold is not None
+        values["THRESHOLD"] = _kotlin_double(threshold) if known else "Double.NaN"
+        values["THRESHOLD_NOTE"] = "the value ftk deploy was given" if known else \
+            "NOT SET: deploy with --threshold auto or VALUE; NaN matches nothing"
+        sources[CONFIG_FILE] = _fill(CONFIG_FILE, values)
+    return sources
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 // The Android side of the model's preprocessing: CameraX ImageProxy (or a sensor-oriented Bitmap) + ML Kit Face
 // -> FtkFacePreprocessor (pure Kotlin, the code ftk proves on the JVM) -> the direct ByteBuffer the model reads.
 //   FtkFaceInput.fromImageProxy(imageProxy, face): ByteBuffer?   null: the face lacks a landmark; skip the frame
+//   FtkFaceInput.bitmapFromImageProxy(imageProxy, face): Bitmap?   the same input as an INPUT_SIZE ARGB Bitmap, for
+//     apps that turn a Bitmap into the model input themselves (TensorImage + CastOp FLOAT32, no normalisation)
 //   FtkFaceInput.recordsOfThisModel(keys): the stored keys this model enrolled (the others are counted and logged)
 package @PACKAGE@
 
@@ -33,6 +35,32 @@ object FtkFaceInput {
         val buffer = ByteBuffer.allocateDirect(4 * input.size).order(ByteOrder.nativeOrder())
         buffer.asFloatBuffer().put(input)
         return buffer
+    }
+
+    /**
+     * The model input as an INPUT_SIZE x INPUT_SIZE ARGB_8888 Bitmap (null: the face lacks a landmark). The crop's
+     * values are whole numbers 0..255, so TensorImage.fromBitmap + CastOp(FLOAT32) gives back exactly the floats
+     * fromImageProxy puts in its buffer. Channels in RGB order (TensorImage reads RGB).
+     */
+    fun bitmapFromImageProxy(imageProxy: ImageProxy, face: Face): Bitmap? {
+        val sensorBitmap = imageProxy.toBitmap()
+        val width = sensorBitmap.width
+        val height = sensorBitmap.height
+        val argb = IntArray(width * height)
+        sensorBitmap.getPixels(argb, 0, width, 0, 0, width, height)
+        val box = face.boundingBox
+        val input = FtkFacePreprocessor.input(argb, width, height, imageProxy.imageInfo.rotationDegrees,
+            landmarks(face), floatArrayOf(box.left.toFloat(), box.top.toFloat(), box.right.toFloat(),
+                box.bottom.toFloat())) ?: return null
+        val size = FtkFacePreprocessor.INPUT_SIZE
+        val pixels = IntArray(size * size)
+        for (i in pixels.indices) {
+            val r = input[3 * i].toInt()
+            val g = input[3 * i + 1].toInt()
+            val b = input[3 * i + 2].toInt()
+            pixels[i] = (0xFF shl 24) or (r shl 16) or (g shl 8) or b
+        }
+        return Bitmap.createBitmap(pixels, size, size, Bitmap.Config.ARGB_8888)
     }
 
     /** The 5 landmarks in template order, or null when ML Kit did not find all of them (never guessed). */
