@@ -12,18 +12,10 @@ import pytest
 from PIL import Image
 
 from tests.deploy.conftest import shaped_spec
-from tests.deploy.test_kotlin_preprocessor import ROTATIONS, lfw_detections, mirror_box, mirror_points  # noqa: F401
+# The same 200 MTCNN-detected LFW faces and the same kotlinc check as the generated core's test (fixtures).
+from tests.deploy.test_kotlin_preprocessor import (ROTATIONS, kotlin, lfw_detections, mirror_box,  # noqa: F401
+                                                   mirror_points)
 from toolkit.data.crop import crop_face
-from toolkit.deploy.kotlin import find_kotlin
-from toolkit.errors import DependencyError
-
-
-@pytest.fixture(scope="module")
-def kotlin():
-    try:
-        return find_kotlin()
-    except DependencyError as exc:
-        pytest.skip(f"{exc} (scripts/setup.sh installs Debian's kotlin package; it could not be installed here)")
 
 
 @pytest.fixture(scope="module")

@@ -62,10 +62,10 @@ def test_patch_then_noop_then_revert(tiny_export, android_app):
     assert 'mobile_face_net.tflite' not in scanner
     # Nothing else in the file changed: the line-by-line diff touches exactly the 3 constants and the 2 lines of
     # the crop call (the app now crops with the generated preprocessor).
-    changed = [(a, b) for a, b in zip(original_scanner.splitlines(), scanner.splitlines()) if a != b]
-    assert len(changed) == 5 and len(original_scanner.splitlines()) == len(scanner.splitlines())
-    assert "        val faceInput = FtkFaceInput.fromImageProxy(imageProxy, face) ?: return\n" in scanner
-    assert "        val embedding = computeEmbedding(faceInput)\n" in scanner
+    # The crop function's body now calls the generated preprocessor; its call site skips a face it cannot crop.
+    assert "        val faceBitmap = cropAndResizeFace(imageProxy, face) ?: return imageProxy.close()\n" in scanner
+    assert "    private fun cropAndResizeFace(imageProxy: ImageProxy, face: Face): Bitmap? {\n" in scanner
+    assert "        return FtkFaceInput.bitmapFromImageProxy(imageProxy, face)\n" in scanner
     assert any("SharedPreferences 'face_records'" in w and "re-enrol" in w for w in result.warnings)
 
     after = snapshot(android_app)
@@ -196,10 +196,12 @@ def test_refuses_op_newer_than_app_runtime(tiny_export, android_app):
     assert result.applied and "2.12.0" in gradle.read_text() and "1.15.0" not in gradle.read_text()
 
 
-def test_refuses_missing_activity(tiny_export, android_app):
-    (android_app / SCANNER).unlink()
-    with pytest.raises(InputError, match="expected two activities"):
-        deploy(tiny_export, android_app)
+def test_refuses_an_app_without_the_models_constants(tiny_export, android_app):
+    for rel in (SCANNER, CHECK):
+        path = android_app / rel
+        path.write_text(path.read_text().replace("private val embeddingDim", "private val outputSize"))
+    with pytest.raises(InputError, match="no Kotlin file declares both 'val inputSize = N' and 'val embeddingDim"):
+        deploy(tiny_export, android_app, app_code="none")
 
 
 def test_refuses_unexpected_declaration(tiny_export, android_app):
@@ -207,7 +209,7 @@ def test_refuses_unexpected_declaration(tiny_export, android_app):
     path.write_text(path.read_text().replace("private val inputSize = 112   // 160",
                                              "private val inputSize = INPUT_SIZE   // 160"))
     before = snapshot(android_app)
-    with pytest.raises(InputError, match=r"CheckRecordsActivity.kt:\d+: unexpected declaration of inputSize"):
+    with pytest.raises(InputError, match=r"CheckRecordsActivity.kt:\d+: inputSize is not an integer literal"):
         deploy(tiny_export, android_app)
     assert snapshot(android_app) == before
 
@@ -296,8 +298,8 @@ def test_git_dirty_warning_and_revert_refuses_after_user_edit(tiny_export, andro
 
 def test_find_app_reads_current_settings(android_app):
     app = find_app(android_app)
-    assert sorted(a.path.name for a in app.activities) == ["CheckRecordsActivity.kt", "ScannerActivity.kt"]
-    assert {(a.input_size, a.embedding_dim) for a in app.activities} == {(112, 192)}
+    assert sorted(p.name for p in app.activities) == ["CheckRecordsActivity.kt", "ScannerActivity.kt"]
+    assert {int(lit.value) for lit in app.sizes} == {112} and {int(lit.value) for lit in app.dims} == {192}
     assert app.current_models == ["mobile_face_net.tflite"]
     assert app.threshold.value == "0.98"
 
@@ -320,12 +322,12 @@ def test_aligned_model_turns_landmarks_on_and_routes_both_activities(tiny_export
         text = (android_app / activity).read_text()
         assert ".setLandmarkMode(FaceDetectorOptions.LANDMARK_MODE_ALL)" in text
         assert "setContourMode(FaceDetectorOptions.LANDMARK_MODE_NONE)" not in text
-        assert "val faceInput = FtkFaceInput.fromImageProxy(imageProxy, face) ?: return" in text
-        assert "cropAndResizeFace(imageProxy, face)\n" not in text
+        assert "val faceBitmap = cropAndResizeFace(imageProxy, face) ?: return imageProxy.close()" in text
+        assert "return FtkFaceInput.bitmapFromImageProxy(imageProxy, face)" in text
     check = (android_app / CHECK).read_text()
     assert "var bestSimilarity = Float.NEGATIVE_INFINITY" in check
-    assert "for (key in FtkFaceInput.recordsOfThisModel(prefs.all.keys))" in check
     assert "val stored = FtkRecords.embeddingOf(key) ?: continue" in check
+    assert "return if (bestSimilarity >= threshold) bestKey else null" in check
     assert "putString(FtkRecords.key(embedding), answers.toString())" in (android_app / USER_INPUT).read_text()
     core = (android_app / SOURCES / "FtkFacePreprocessor.kt").read_text()
     assert 'const val CROP = "align"' in core and f'MODEL_ID = "{result.model_info["sha256"][:12]}"' in core
@@ -337,36 +339,30 @@ def test_aligned_model_turns_landmarks_on_and_routes_both_activities(tiny_export
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda t: t.replace("cropAndResizeFace(", "cutFace("), "expected one 'val bitmap = cropAndResizeFace"),
-    (lambda t: t.replace("FaceDetectorOptions.Builder()", "detectorOptionsBuilder()"),
-     "expected one FaceDetectorOptions.Builder() chain, found 0"),
-    (lambda t: t.replace(".setContourMode(FaceDetectorOptions.LANDMARK_MODE_NONE)",
-                         ".setLandmarkMode(FaceDetectorOptions.LANDMARK_MODE_NONE)"
-                         ".setLandmarkMode(FaceDetectorOptions.LANDMARK_MODE_ALL)"), "set the landmark mode 2 times"),
+    (lambda t: t.replace("cropAndResizeFace(", "cutFace(").replace("): Bitmap {", "): android.graphics.Bitmap {"),
+     "builds the interpreter input but no crop function ftk recognises is in that file"),
     (lambda t: t.replace("    private fun processFace(imageProxy: ImageProxy, face: Face) {",
                          "    private fun processFace(imageProxy: ImageProxy, face: Face): FloatArray {"),
-     "inside a lambda or a function that returns a value"),
-    (lambda t: t.replace("        val faceBitmap = cropAndResizeFace(imageProxy, face)\n",
-                         "        run {\n        val faceBitmap = cropAndResizeFace(imageProxy, face)\n"
-                         "        interpreter.run(convertBitmapToByteBuffer(faceBitmap), output)\n        }\n")
-     .replace("        interpreter.run(convertBitmapToByteBuffer(faceBitmap), output)\n        val key",
-              "        val key"), "inside a lambda"),
-    (lambda t: t.replace("    private fun processFace(", "    // TODO FtkFaceInput.fromImageProxy(imageProxy, face)\n"
-                         "    private fun processFace(").replace("// TODO FtkFaceInput", "FtkFaceInput", 1),
-     "crops both with cropAndResizeFace and with FtkFaceInput"),
-    (lambda t: t.replace("interpreter.run(convertBitmapToByteBuffer(faceBitmap), output)",
-                         "interpreter.run(convertBitmapToByteBuffer(faceBitmap), output); show(faceBitmap)"),
-     "is not used exactly once"),
+     "which returns a value"),
+    (lambda t: t.replace("val faceBitmap = cropAndResizeFace(imageProxy, face)",
+                         "val faceBitmap = listOf(1).map { cropAndResizeFace(imageProxy, face) }.first()"),
+     "is used inside an expression"),
+    (lambda t: t.replace("private fun cosineSimilarity(", "private fun cosineSimilarity(("),
+     "this Kotlin does not parse"),
+    (lambda t: t.replace("val stored = key.removeSurrounding", "val stored = it.removeSurrounding"),
+     "found 1 and 0"),
 ])
-def test_unrecognised_app_code_is_refused_and_nothing_changes(tiny_export, android_app, edit, message):
+def test_unrecognised_app_code_is_refused_with_a_report_and_nothing_changes(tiny_export, android_app, edit,
+                                                                             message):
     path = android_app / CHECK
     path.write_text(edit(path.read_text()))
     before = snapshot(android_app)
     out = ftk("deploy", str(aligned_export(tiny_export)), "--app", str(android_app), "--threshold", "0.4")
     assert out.returncode == 2, out.stderr
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: the app's face preprocessing is not in a shape")
-    assert message in lines[0] and "--keep-app-preprocessing" in lines[0] and "nothing was changed" in lines[0]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0] and "nothing was changed" in errors[0], out.stderr
+    if "does not parse" not in message:
+        assert "--app-code kit" in errors[0] and "found: " in out.stderr
     assert snapshot(android_app) == before and not (android_app / ".ftk-deploy").exists()
 
 
@@ -386,7 +382,7 @@ def test_keep_app_preprocessing_deploys_model_and_constants_and_states_the_cost(
     out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.4", "--keep-app-preprocessing")
     assert out.returncode == 0, out.stderr
     assert "accuracy 99.00% with the model's crop vs 78.60% with the app's (simulated), 20.4 points lost" in out.stderr
-    assert "app preprocessing: kept as it is" in out.stdout
+    assert "app code: --app-code none" in out.stdout
     assert not (android_app / SOURCES / "FtkFacePreprocessor.kt").exists()
     assert "cutFace(" in path.read_text() and "FtkFaceInput" not in path.read_text()
     assert 'loadMappedFile(this, "ftk_tiny_int8.tflite")' in path.read_text()
@@ -467,8 +463,6 @@ def test_revert_dry_run_writes_nothing_and_force_needs_revert(tiny_export, andro
     assert "would remove app/src/main/assets/ftk_tiny_int8.tflite" in dry.stdout and "nothing was written" in dry.stdout
     assert snapshot(android_app) == after
     assert sorted(p.read_bytes() for p in (android_app / ".ftk-deploy").rglob("journal.json")) == journals
-    force = ftk("deploy", str(tiny_export), "--app", str(android_app), "--force")
-    assert force.returncode == 2 and "--force only applies to --revert" in force.stderr
     assert ftk("deploy", "--revert", "--app", str(android_app)).returncode == 0  # the real revert still works
 
 
@@ -508,10 +502,10 @@ def test_app_code_edits_ignore_comments_keep_contours_line_endings_and_packages(
     assert raw.count(b"\r\n") == raw.count(b"\n")  # every line still ends in CRLF
     patched = raw.decode().replace("\r\n", "\n")
     assert "// feeds convertBitmapToByteBuffer(faceBitmap) to the model" in patched
-    assert "        interpreter.run(faceInput, output)" in patched
+    assert "        val faceBitmap = cropAndResizeFace(imageProxy, face) ?: return imageProxy.close()" in patched
     assert ".setContourMode(FaceDetectorOptions.CONTOUR_MODE_ALL)" in patched
     assert "            .setLandmarkMode(FaceDetectorOptions.LANDMARK_MODE_ALL)\n" in patched
-    assert "FtkFaceInput.fromImageProxy(imageProxy, face) ?: return" in scanner.read_text()
+    assert "cropAndResizeFace(imageProxy, face) ?: return imageProxy.close()" in scanner.read_text()
     stored = moved.read_text()
     assert "import com.example.facerecognition.FtkRecords\n" in stored and "FtkRecords.key(embedding)" in stored
 
@@ -559,3 +553,39 @@ def test_read_only_source_folder_is_refused_even_as_root(tiny_export, android_ap
         folder.chmod(0o755)
     assert out.returncode == 2 and "facerecognition is not writable" in out.stderr, out.stderr
     assert snapshot(android_app) == before
+
+
+def test_threshold_is_written_so_the_app_decides_as_ftk(tiny_export, android_app):
+    """The literal reads back as ftk's exact double (no 4-digit rounding) and the comparison accepts at >=."""
+    from toolkit.deploy.android import format_threshold
+    import struct
+
+    deploy(tiny_export, android_app, threshold=0.271109043812)
+    check = (android_app / CHECK).read_text()
+    assert "        val threshold = 0.271109043812\n" in check
+    assert "return if (bestSimilarity >= threshold) bestKey else null" in check
+    # A Float literal: the smallest float32 not below the threshold, so `score >= t` holds for the same scores.
+    literal = format_threshold(0.271109043812, float32=True)
+    single = struct.unpack("<f", struct.pack("<f", float(literal[:-1])))[0]
+    below = struct.unpack("<f", struct.pack("<i", struct.unpack("<i", struct.pack("<f", single))[0] - 1))[0]
+    assert literal.endswith("f") and below < 0.271109043812 <= single
+
+
+def test_degenerate_or_unresolvable_thresholds_are_refused_unless_forced(tiny_export, android_app):
+    from toolkit.io import sha256_file
+    from toolkit.reports import default_eval_dir
+
+    before = snapshot(android_app)
+    out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "0.99997")
+    assert out.returncode == 2 and "is degenerate (>= 0.9999)" in out.stderr and "--force" in out.stderr
+    model = tiny_export / "model_int8.tflite"
+    default_eval_dir(model).mkdir()
+    (default_eval_dir(model) / "report.json").write_text(json.dumps({
+        "model_sha256": sha256_file(model), "spec": default_spec("tiny").to_dict(), "crops": "model spec",
+        "verification": {"thresholds_at_far": {"0.001": 0.61}, "far_resolvable": {"0.001": False}}}))
+    out = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "auto")
+    assert out.returncode == 2 and "cannot resolve FAR 0.001" in out.stderr, out.stderr
+    assert snapshot(android_app) == before
+    forced = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "auto", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "deployed despite (--force)" in forced.stderr and "val threshold = 0.61" in (android_app / CHECK).read_text()

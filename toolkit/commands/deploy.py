@@ -38,7 +38,8 @@ def _threshold(value):
                    "and prints the steps; none: the model file and the constants only.")
 @click.option("--keep-app-preprocessing", is_flag=True, hidden=True, help="Old name of --app-code none.")
 @click.option("--revert", is_flag=True, help="Undo the last ftk deploy of --app from its backup.")
-@click.option("--force", is_flag=True, help="With --revert: revert even if the patched files were edited since.")
+@click.option("--force", is_flag=True, help="With --revert: revert even if the patched files were edited since. "
+              "Deploying: ship despite a degenerate or unresolvable calibrated threshold (said loudly).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, verify_runtime, asset_name,
                app_code, keep_app_preprocessing, revert, force, as_json):
@@ -62,8 +63,6 @@ def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, v
         if dry_run:
             click.echo("nothing was written")
         return
-    if force:
-        raise click.UsageError("--force only applies to --revert (revert even if the patched files were edited)")
     if model is None:
         raise click.UsageError("give the export folder or .tflite to deploy (or --revert)")
 
@@ -72,7 +71,7 @@ def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, v
     try:
         result = deploy(model, app_dir, variant=variant, threshold=_threshold(threshold), far=far, dry_run=dry_run,
                         bump_runtime=bump_runtime, verify_runtime=verify_runtime, asset_name=asset_name,
-                        keep_app_preprocessing=keep_app_preprocessing, app_code=app_code)
+                        keep_app_preprocessing=keep_app_preprocessing, app_code=app_code, force=force)
     except AppCodeError as exc:
         for line in exc.report:  # what was found where, and the way in (the error line follows)
             click.echo(line, err=True)

@@ -209,6 +209,38 @@ def resolve_threshold(threshold: float | str | None, model_path: Path, far: floa
     return check_threshold(threshold), "given"
 
 
+DEGENERATE_THRESHOLD = 0.9999  # a cosine threshold this high accepts nothing: collapsed embeddings or a bad report
+
+
+def deploy_problems(threshold: float | None, source: str, model_path: Path, far: float, spec: ModelSpec,
+                    parity_passed: bool | None) -> list[str]:
+    """Why this model or threshold should not ship (deploy refuses them unless forced)."""
+    from toolkit.reports import locate_eval_report
+
+    problems = []
+    if threshold is not None and threshold >= DEGENERATE_THRESHOLD:
+        problems.append(f"the threshold {threshold!r} is degenerate (>= {DEGENERATE_THRESHOLD}): the app would reject "
+                        "nearly every genuine match (collapsed embeddings? see ftk evaluate's warnings)")
+    if source == "auto":
+        found = locate_eval_report(model_path)
+        resolvable = ((found[1].get("verification") or {}).get("far_resolvable") or {}) if found else {}
+        key = next((k for k in resolvable if abs(float(k) - far) <= 1e-6 * far), None)
+        if key is not None and resolvable[key] is False:
+            problems.append(f"{found[0]} cannot resolve FAR {far:g}: it has fewer than {1 / far:g} different-person "
+                            "pairs, so that threshold just sits above every impostor seen (evaluate on more pairs, "
+                            "e.g. pairs.txt, or pass a --far the pairs resolve)")
+    if parity_passed is False:
+        problems.append(f"{model_path.name} failed its parity check against the PyTorch model")
+    return problems
+
+
+def _gate_shipping(problems: list[str], force: bool, warnings: list[str]) -> None:
+    if problems and not force:
+        raise InputError("refusing to deploy: " + "; ".join(problems) + "; nothing was changed",
+                         hint="fix that, or pass --force to deploy anyway")
+    warnings += [f"deployed despite (--force): {p}" for p in problems]
+
+
 def _asset_name(spec: ModelSpec, precision: str) -> str:
     backbone = re.sub(r"[^a-z0-9]+", "_", spec.backbone.lower()).strip("_")
     return f"ftk_{backbone}_{precision}.tflite"
@@ -362,7 +394,7 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
            threshold: float | str | None = None, far: float = DEFAULT_FAR, dry_run: bool = False,
            bump_runtime: str | None = None, verify_runtime: bool = False,
            asset_name: str | None = None, keep_app_preprocessing: bool = False,
-           app_code: str | None = None) -> DeployResult:
+           app_code: str | None = None, force: bool = False, parity_passed: bool | None = None) -> DeployResult:
     """Patch ``app_dir`` to run the exported model. Nothing in the app changes unless every check passes.
 
     ``app_code`` says how much deploy does to app code: "patch" (default: the app crops, matches and stores records
@@ -378,7 +410,8 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
         recovery = recover_unfinished(app_dir, dry_run=dry_run)  # a killed deploy or revert, finished first
         plan = plan_deploy(model_or_export_dir, app_dir, variant=variant, threshold=threshold, far=far,
                            bump_runtime=bump_runtime, verify_runtime=verify_runtime, asset_name=asset_name,
-                           keep_app_preprocessing=keep_app_preprocessing, app_code=app_code)
+                           keep_app_preprocessing=keep_app_preprocessing, app_code=app_code, force=force,
+                           parity_passed=parity_passed)
         result = plan.result if dry_run else apply_deploy(plan)
     if recovery is not None:
         result.recovery = recovery.message
@@ -389,7 +422,8 @@ def deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = 
 def plan_deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: str = "int8",
                 threshold: float | str | None = None, far: float = DEFAULT_FAR, bump_runtime: str | None = None,
                 verify_runtime: bool = False, asset_name: str | None = None,
-                keep_app_preprocessing: bool = False, app_code: str | None = None) -> DeployPlan:
+                keep_app_preprocessing: bool = False, app_code: str | None = None, force: bool = False,
+                parity_passed: bool | None = None) -> DeployPlan:
     """Check the model and the app and compute every change; reads only (InputError etc. on anything refused)."""
     from toolkit.deploy.android import find_app
     from toolkit.deploy.gradle import find_runtime
@@ -411,6 +445,8 @@ def plan_deploy(model_or_export_dir: str | Path, app_dir: str | Path, variant: s
     current_threshold = float(app.threshold.value.rstrip("fF")) if app.threshold else None
     new_threshold, threshold_source = resolve_threshold(threshold, model_path, far, current_threshold, warnings,
                                                         spec)
+    _gate_shipping(deploy_problems(new_threshold, threshold_source, model_path, far, spec, parity_passed), force,
+                   warnings)
     asset_file = asset_name or _asset_name(spec, precision)
     asset_path, model_bytes = _checked_asset(app, app_dir, asset_file, model_path)
     previous = _previous_settings(app, runtime.version, current_threshold)

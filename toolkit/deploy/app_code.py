@@ -20,6 +20,7 @@ Code already in the patched shape is recognised (a second deploy changes nothing
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -241,8 +242,10 @@ def _patch_detectors(survey_: Survey, spec: ModelSpec, patch: Patch) -> None:
         if setter is not None:
             name = setter.named_children[0].named_children[-1]  # the setter's identifier
             patch.add(file, Edit(name.start_byte, setter.end_byte, LANDMARKS_ON))
-        else:
-            patch.add(file, Edit(builder.end_byte, builder.end_byte, "." + LANDMARKS_ON))
+        else:  # on a line of its own when the chain continues on the next line
+            following = re.match(rb"[ \t]*(\r?\n)([ \t]*)\.", file.content[builder.end_byte:builder.end_byte + 200])
+            lead = (following.group(1) + following.group(2)).decode() if following else ""
+            patch.add(file, Edit(builder.end_byte, builder.end_byte, f"{lead}.{LANDMARKS_ON}"))
 
 
 def _loop_variable(file: KotlinFile, node) -> str | None:
@@ -373,6 +376,10 @@ def plan_patch(app: AndroidApp, survey_: Survey, spec: ModelSpec, package: str) 
         patch.problems.append("no FaceDetectorOptions.Builder() chain found (options built elsewhere?)")
     _imports(app, patch, package)
     crop_files = {c.file.path for c in survey_.crops}
+    for file, fun, _ in survey_.buffers:
+        if file.path not in crop_files:
+            patch.problems.append(f"{file.where(fun)}: {file.name_of(fun)} builds the interpreter input but no crop "
+                                  "function ftk recognises is in that file")
     for file, builder, _, _ in survey_.detectors:
         if file.path not in crop_files:
             patch.problems.append(f"{file.where(builder)}: detector options are built outside the files that crop "

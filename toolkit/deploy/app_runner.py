@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import struct
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import numpy as np
 from toolkit.deploy.android import find_app
 from toolkit.deploy.app_code import file_package, survey
 from toolkit.deploy.app_jvm import compile_app, java_command
-from toolkit.deploy.kotlin import TEMPLATES, to_argb
+from toolkit.deploy.kotlin import TEMPLATES, JvmProcess, to_argb
 from toolkit.deploy.kotlin_source import ancestor
 from toolkit.errors import DependencyError, InputError
 from toolkit.spec import ModelSpec
@@ -74,7 +72,7 @@ def mlkit_landmarks(points) -> list[tuple[int, float, float]]:
     return [(kind, float(points[i, 0]), float(points[i, 1])) for kind, i in MLKIT_LANDMARKS]
 
 
-class AppPreprocessor:
+class AppPreprocessor(JvmProcess):
     """The app's own crop + input builder in one JVM process; use as a context manager."""
 
     def __init__(self, app_dir: str | Path, spec: ModelSpec):
@@ -82,28 +80,10 @@ class AppPreprocessor:
         self.entry = find_entry(self.app_dir)
         harness = (TEMPLATES / HARNESS_FILE).read_text(encoding="utf-8")
         self.build = compile_app(self.app_dir, extra_kotlin={HARNESS_FILE: harness})
-        self._proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "AppPreprocessor":
-        self._stderr = tempfile.TemporaryFile()
-        argv = java_command(self.build, HARNESS_MAIN, [self.entry.activity_class, self.entry.crop_function,
+    def argv(self) -> list[str]:
+        return java_command(self.build, HARNESS_MAIN, [self.entry.activity_class, self.entry.crop_function,
                                                        self.entry.input_function])
-        self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        try:
-            proc.stdin.write(struct.pack(">i", 2))
-            proc.stdin.close()
-            proc.wait(timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
-        finally:
-            self._stderr.close()
 
     def face(self, sensor_rgb: np.ndarray, rotation: int, box, landmarks) -> np.ndarray | None:
         """The model input the app computes (float32 [S, S, 3]), or None when the app skips the frame.
@@ -118,8 +98,7 @@ class AppPreprocessor:
         payload += b"".join(struct.pack(">iff", *p) for p in points)
         payload += to_argb(sensor_rgb).astype(">u4").tobytes()
         try:
-            self._proc.stdin.write(payload)
-            self._proc.stdin.flush()
+            self._send(payload)
             status = struct.unpack(">i", self._read(4))[0]
             if status == STATUS_OK:
                 count = struct.unpack(">i", self._read(4))[0]
@@ -127,7 +106,7 @@ class AppPreprocessor:
             else:
                 message = self._read(struct.unpack(">H", self._read(2))[0]).decode(errors="replace")
         except (BrokenPipeError, EOFError) as exc:
-            raise DependencyError(f"the app's code on the JVM stopped: {self._stderr_line() or exc}") from None
+            raise self._stopped(exc, "the app's code on the JVM") from None
         if status == STATUS_SKIPPED:
             return None
         if status != STATUS_OK:
@@ -137,15 +116,3 @@ class AppPreprocessor:
             raise InputError(f"the app's {self.entry.input_function} built {values.size} floats; the model takes "
                              f"{size}x{size}x3 = {size * size * 3} (is inputSize {size} in {self.entry.source}?)")
         return values.reshape(size, size, 3)
-
-    def _read(self, n: int) -> bytes:
-        data = self._proc.stdout.read(n)
-        if len(data) != n:
-            raise EOFError("short reply")
-        return data
-
-    def _stderr_line(self) -> str:
-        self._proc.wait(timeout=10)
-        self._stderr.seek(0)
-        lines = self._stderr.read().decode(errors="replace").strip().splitlines()
-        return lines[0] if lines else ""

@@ -163,22 +163,20 @@ def to_argb(rgb: np.ndarray) -> np.ndarray:
     return (0xFF000000 | (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).astype(np.uint32)
 
 
-class KotlinPreprocessor:
-    """The generated FtkFacePreprocessor running in one JVM process; use as a context manager."""
+class JvmProcess:
+    """One JVM that answers binary requests on stdin/stdout; a context manager (sends "quit", int32 2, on exit)."""
 
-    def __init__(self, spec: ModelSpec, model_sha256: str = "0" * 64):
-        self.spec = spec
-        self.jar = compile_core(spec, model_sha256)
-        self._proc: subprocess.Popen | None = None
+    _proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "KotlinPreprocessor":
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    def __enter__(self):
         import tempfile
 
-        java = find_kotlin().java
         # stderr to a file, not a pipe nobody drains while the JVM runs (a long stack trace could block it).
         self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen([java, "-cp", str(self.jar), f"{HARNESS_PACKAGE}.FtkJvmHarnessKt"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        self._proc = subprocess.Popen(self.argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -194,6 +192,36 @@ class KotlinPreprocessor:
             proc.wait()
         finally:
             self._stderr.close()
+
+    def _send(self, payload: bytes) -> None:
+        if self._proc is None:
+            raise RuntimeError(f"use {type(self).__name__} as a context manager")
+        self._proc.stdin.write(payload)
+        self._proc.stdin.flush()
+
+    def _read(self, n: int) -> bytes:
+        data = self._proc.stdout.read(n)
+        if len(data) != n:
+            raise EOFError("short reply")
+        return data
+
+    def _stopped(self, exc: Exception, what: str) -> DependencyError:
+        """The error for a JVM that stopped answering: its first stderr line."""
+        self._proc.wait(timeout=10)
+        self._stderr.seek(0)
+        lines = self._stderr.read().decode(errors="replace").strip().splitlines()
+        return DependencyError(f"{what} stopped: {lines[0] if lines else exc}")
+
+
+class KotlinPreprocessor(JvmProcess):
+    """The generated FtkFacePreprocessor running in one JVM process; use as a context manager."""
+
+    def __init__(self, spec: ModelSpec, model_sha256: str = "0" * 64):
+        self.spec = spec
+        self.jar = compile_core(spec, model_sha256)
+
+    def argv(self) -> list[str]:
+        return [find_kotlin().java, "-cp", str(self.jar), f"{HARNESS_PACKAGE}.FtkJvmHarnessKt"]
 
     def aligned(self, sensor_rgb: np.ndarray, rotation: int, landmarks, mirrored: bool = False) -> np.ndarray:
         points = np.asarray(landmarks, np.float32).reshape(-1)
@@ -212,16 +240,13 @@ class KotlinPreprocessor:
 
     def _request(self, kind: int, sensor_rgb: np.ndarray, rotation: int, mirrored: bool,
                  points: np.ndarray) -> np.ndarray:
-        if self._proc is None:
-            raise RuntimeError("use KotlinPreprocessor as a context manager")
         if rotation not in ROTATIONS:
             raise InputError(f"rotation must be one of {ROTATIONS}, got {rotation}")
         height, width = sensor_rgb.shape[:2]
         header = struct.pack(">5i", kind, width, height, rotation, int(mirrored))
         payload = header + points.astype(">f4").tobytes() + to_argb(sensor_rgb).astype(">u4").tobytes()
         try:
-            self._proc.stdin.write(payload)
-            self._proc.stdin.flush()
+            self._send(payload)
             status = struct.unpack(">i", self._read(4))[0]
             if status != 0:
                 length = struct.unpack(">H", self._read(2))[0]
@@ -229,14 +254,5 @@ class KotlinPreprocessor:
             size = self.spec.input_size
             data = self._read(4 * size * size * 3)
         except (BrokenPipeError, EOFError) as exc:
-            self._proc.wait(timeout=10)
-            self._stderr.seek(0)
-            lines = self._stderr.read().decode(errors="replace").strip().splitlines()
-            raise DependencyError(f"the JVM preprocessor stopped: {lines[0] if lines else exc}") from None
+            raise self._stopped(exc, "the JVM preprocessor") from None
         return np.frombuffer(data, ">f4").astype(np.float32).reshape(size, size, 3)
-
-    def _read(self, n: int) -> bytes:
-        data = self._proc.stdout.read(n)
-        if len(data) != n:
-            raise EOFError("short reply")
-        return data

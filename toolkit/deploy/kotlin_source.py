@@ -72,11 +72,12 @@ class KotlinFile:
         return f"{self.rel}:{self.line(node)}"
 
     def nodes(self, *types: str, under=None) -> Iterator:
-        """Every node of one of ``types`` under ``under`` (default: the file), in source order (iterative)."""
+        """Every named node of one of ``types`` under ``under`` (default: the file), in source order (iterative).
+        Named only: keywords are anonymous nodes that may share a type name (``import``)."""
         stack = [under or self.root]
         while stack:
             node = stack.pop()
-            if node.type in types:
+            if node.is_named and node.type in types:
                 yield node
             stack.extend(reversed(node.children))
 
