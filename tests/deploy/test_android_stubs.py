@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.deploy.android_jvm import AppBuild, app_module, app_namespace, compile_app, run_main, stub_sources
+from tests.deploy.android_jvm import (STUBS_DIR, AppBuild, app_module, app_namespace, compile_app, jvm_tools,
+                                      run_main, stub_sources)
 from tests.deploy.conftest import FIXTURE_APP
 from toolkit.data.crop import crop_face
 from toolkit.deploy.kotlin import generate_sources
@@ -367,6 +368,6 @@ def test_faithful_stubs_match_numpy(fixture_build):
 
 
 def test_every_stub_is_listed_in_the_readme():
-    readme = (Path(__file__).parent / "android_stubs" / "README.md").read_text(encoding="utf-8")
+    readme = (STUBS_DIR / "README.md").read_text(encoding="utf-8")
     for source in stub_sources():
         assert f"`{source.stem}`" in readme, f"{source.name} is not described in android_stubs/README.md"

@@ -254,7 +254,7 @@ object FtkRecords {
     private const val PREFIX = "ftk:" + FtkFacePreprocessor.MODEL_ID + ":"
 
     /** The stored key for [embedding]: "ftk:<model id>:[0.12, -0.03, ...]". */
-    fun key(embedding: FloatArray?): String = PREFIX + embedding.contentToString()
+    fun key(embedding: FloatArray?): String = PREFIX + java.util.Arrays.toString(embedding)  // = contentToString()
 
     fun isThisModel(key: String): Boolean = key.startsWith(PREFIX)
 
