@@ -145,10 +145,29 @@ def shaped_exports(tmp_path_factory) -> dict[str, Path]:
     return {like: folder / name for like, name in SHAPED_LIKE.items()}
 
 
-@pytest.fixture
-def real_app(shared_dir, tmp_path) -> Path:
-    """A private copy of the real face-data-matching-app (skips with a reason when ../shared lacks it)."""
+def writable_copy(source: Path, target: Path) -> Path:
+    """A copy a user can edit (../shared is read-only: its files and folders carry no write bits)."""
+    import os
+    import stat
+
+    shutil.copytree(source, target, symlinks=True)
+    for folder, dirs, files in os.walk(target):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    target.chmod(target.stat().st_mode | stat.S_IWUSR)
+    return target
+
+
+def real_app_source(shared_dir: Path) -> Path:
     source = shared_dir / "apps" / "face-data-matching-app"
     if not (source / "app").is_dir():
         pytest.skip(f"the real app is not at {source}")
-    return Path(shutil.copytree(source, tmp_path / "face-data-matching-app", symlinks=True))
+    return source
+
+
+@pytest.fixture
+def real_app(shared_dir, tmp_path) -> Path:
+    """A private, writable copy of the real face-data-matching-app (skips with a reason when ../shared lacks it)."""
+    return writable_copy(real_app_source(shared_dir), tmp_path / "face-data-matching-app")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.deploy.conftest import shaped_spec
+from tests.deploy.conftest import real_app_source, shaped_spec, writable_copy
 # The same 200 MTCNN-detected LFW faces and the same kotlinc check as the generated core's test (fixtures).
 from tests.deploy.test_kotlin_preprocessor import (ROTATIONS, kotlin, lfw_detections, mirror_box,  # noqa: F401
                                                    mirror_points)
@@ -22,20 +22,21 @@ from toolkit.data.crop import crop_face
 def patched_apps(kotlin, shaped_exports, shared_dir, tmp_path_factory):
     """{backbone: a copy of the real app deployed with that backbone's contract (--app-code patch)}."""
     import os
-    import shutil
 
     from toolkit.deploy import deploy
 
-    source = shared_dir / "apps" / "face-data-matching-app"
-    if not (source / "app").is_dir():
-        pytest.skip(f"the real app is not at {source}")
+    source = real_app_source(shared_dir)
     os.environ.setdefault("FTK_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     apps = {}
     for like, export in shaped_exports.items():
-        app = shutil.copytree(source, tmp_path_factory.mktemp(like) / "face-data-matching-app")
-        deploy(export, app, variant="float32", threshold=0.5)
+        app = writable_copy(source, tmp_path_factory.mktemp(like) / "face-data-matching-app")
+        deploy(export, app, variant="float32", threshold=MATCH_THRESHOLD)
         apps[like] = app
     return apps
+
+
+# A threshold that is exactly a float32 score: the app must accept a score equal to it (ftk: score >= threshold).
+MATCH_THRESHOLD = float(np.float32(0.6))
 
 
 @pytest.mark.shared
@@ -88,3 +89,32 @@ def test_a_face_without_landmarks_is_skipped_not_guessed(patched_apps):
         assert app.face(frame, 90, [10, 10, 60, 60], None) is None
     with AppPreprocessor(patched_apps["inception_resnet_v1"], shaped_spec("inception_resnet_v1")) as app:
         assert app.face(frame, 90, [10, 10, 60, 60], None).shape == (160, 160, 3)  # a box crop needs none
+
+
+@pytest.mark.shared
+def test_patched_matching_skips_other_models_and_accepts_at_the_threshold(patched_apps):
+    """The app's own getMatchingKey over its SharedPreferences store, as patched: records of another model (or
+    enrolled before ftk deploy) are never compared; a score equal to the calibrated threshold is a match."""
+    from toolkit.deploy.app_runner import AppPreprocessor
+    from toolkit.deploy.kotlin import model_id
+    from toolkit.io import sha256_file
+
+    app_dir = patched_apps["mobilefacenet"]
+    mine = "ftk:" + model_id(sha256_file(next((app_dir / "app/src/main/assets").glob("*.tflite")))) + ":"
+    dim = shaped_spec("mobilefacenet").embedding_dim
+    alice = np.zeros(dim, np.float32)
+    alice[0] = 1.0
+    probe = np.zeros(dim, np.float32)
+    probe[:2] = [3.0, 4.0]  # cosine with alice: 3f / (1f * 5f) = float32(0.6), exactly, in the app's arithmetic
+    as_key = lambda e: "[" + ", ".join(repr(float(v)) for v in e) + "]"  # Kotlin's FloatArray.contentToString
+    with AppPreprocessor(app_dir, shaped_spec("mobilefacenet")) as app:
+        assert app.entry.match_function == "getMatchingKey" and app.entry.store_field == "sharedPreferences"
+        assert app.match({mine + as_key(alice): "alice"}, alice) == mine + as_key(alice)
+        assert app.match({mine + as_key(alice): "alice"}, probe) == mine + as_key(alice)  # == threshold: accepted
+        below = probe.copy()
+        below[:2] = [2.9, 4.0]  # cosine 0.587
+        assert app.match({mine + as_key(alice): "alice"}, below) is None
+        # The same embedding enrolled before the deploy (no prefix) or by another model: never a match.
+        assert app.match({as_key(probe): "old", "ftk:000000000000:" + as_key(probe): "other model"}, probe) is None
+        # A record of this model with another length (a corrupted store) is skipped, not a crash.
+        assert app.match({mine + as_key(alice[:5]): "short"}, alice) is None

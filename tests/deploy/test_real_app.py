@@ -53,11 +53,10 @@ def test_dry_run_shows_every_edit_and_writes_nothing(shaped_exports, real_app, s
                      "+        var maxSimilarityScore = Float.NEGATIVE_INFINITY",
                      "+        val threshold = 0.4213",
                      "+        return if (maxSimilarityScore >= threshold) matchingKey else null",
-                     "+    private val inputSize = 112 // 160",
                      "+    private val embeddingDim = 128 // 512 //  // 128 //  // this is the output size",
                      "+    private val embeddingDim = 128// 512 //  // 128 // this is the output size",
                      'FileUtil.loadMappedFile(context, "ftk_tiny_float32.tflite"), interpreterOptions)',
-                     f"+++ {SOURCES}/FtkFaceInput.kt", f"+++ {SOURCES}/FtkFacePreprocessor.kt"):
+                     f"+++ b/{SOURCES}/FtkFaceInput.kt", f"+++ b/{SOURCES}/FtkFacePreprocessor.kt"):
         assert expected in diff, expected
     # commented-out alternatives are comments in the parse tree: never edited
     assert '//            interpreter = Interpreter(FileUtil.loadMappedFile(context, "facenet.tflite")' not in \
@@ -178,7 +177,7 @@ def test_non_utf8_and_bom_and_mixed_line_endings(shaped_exports, real_app, state
     path = real_app / ENROL
     original = path.read_bytes()
     path.write_bytes(original.replace(b"// create a data class", b"// caf\xe9: create a data class", 1))
-    with pytest.raises(InputError, match=rf"{ENROL}:12: not UTF-8 \(byte 0xe9\)"):
+    with pytest.raises(InputError, match=rf"{ENROL}:13: not UTF-8 \(byte 0xe9\)"):
         deploy(shaped_exports["mobilefacenet"], real_app, variant="float32", dry_run=True)
     # A BOM and two CRLF lines among LF lines: every untouched byte stays as it was.
     lines = original.split(b"\n")
@@ -205,3 +204,48 @@ def test_reading_a_megabyte_line_is_linear(shaped_exports, real_app, state_dir):
     print(f"read the app with a 1 MB line and a 1 MB comment in {seconds:.2f} s")
     assert seconds < 60  # a sanity bound, not a speed target: the old regular expressions took minutes here
 
+
+
+# --- an app of another shape (tests/fixtures/other_shape_app): crops in an analyzer coroutine, per face, from a
+# Bitmap rotated first; detector options in a helper object; normalises pixels itself; records in Room -------------
+OTHER_APP = Path(__file__).resolve().parents[1] / "fixtures" / "other_shape_app"
+DETECT = "app/src/main/java/com/example/faceroom/detect"
+
+
+@pytest.fixture
+def other_app(tmp_path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(OTHER_APP, tmp_path / "other_shape_app"))
+
+
+def test_patch_reports_every_place_of_an_app_it_cannot_patch(shaped_exports, other_app, state_dir):
+    before = snapshot(other_app)
+    out = ftk("deploy", str(shaped_exports["mobilefacenet"]), "--app", str(other_app), "--variant", "float32")
+    assert out.returncode == 2
+    for line in (f"found: {DETECT}/DetectorConfig.kt:6: face detector options: no landmark mode",
+                 f"found: {DETECT}/FaceAnalyzer.kt:26: reads the face's boundingBox in analyze",
+                 f"found: {DETECT}/FaceEmbedder.kt:22: toInput builds the interpreter input: normalises pixels itself",
+                 f"found: {DETECT}/FaceEmbedder.kt:11: inputSize = 160",
+                 f"found: {DETECT}/FaceEmbedder.kt:13: model file = facenet.tflite",
+                 "found: app/src/main/java/com/example/faceroom/data/FaceRecord.kt:23: threshold = 0.8f",
+                 f"cannot patch: {DETECT}/DetectorConfig.kt:6: detector options are built outside the files that crop",
+                 "what to do: ftk deploy ... --app-code kit"):
+        assert line in out.stderr, line
+    assert sum(line.startswith("error:") for line in out.stderr.splitlines()) == 1
+    assert same_tree(other_app, before)
+
+
+def test_kit_adds_files_to_an_app_of_another_shape_and_revert_removes_them(shaped_exports, other_app, state_dir):
+    before = snapshot(other_app)
+    out = ftk("deploy", str(shaped_exports["inception_resnet_v1"]), "--app", str(other_app), "--variant",
+              "float32", "--app-code", "kit")
+    assert out.returncode == 0, out.stderr
+    added = sorted(set(snapshot(other_app)) - set(before))
+    assert added == ["app/src/main/assets/ftk_tiny_float32.tflite", f"{DETECT}/FtkFaceInput.kt",
+                     f"{DETECT}/FtkFacePreprocessor.kt", f"{DETECT}/FtkModelConfig.kt"]
+    config = (other_app / DETECT / "FtkModelConfig.kt").read_text()
+    assert "package com.example.faceroom.detect" in config and "const val THRESHOLD = Double.NaN" in config
+    assert "setLandmarkMode" not in out.stdout  # a box model needs no landmarks: no such step
+    assert ftk("deploy", "--revert", "--app", str(other_app)).returncode == 0
+    assert same_tree(other_app, before)

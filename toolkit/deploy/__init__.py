@@ -603,7 +603,7 @@ def _change_warnings(app, app_dir: Path, spec: ModelSpec, asset_file: str, chang
 def _reenrol_warning(app, spec: ModelSpec, asset_file: str, old_dims: set[int], patched: bool) -> str:
     prefs = sorted({file.text(arg).strip('"') for file in app.files.values() for call in file.calls("getSharedPreferences")
                     for arg in file.arguments(call)[:1] if file.text(arg).startswith('"')})
-    where = (f"SharedPreferences {', '.join(repr(p) for p in prefs)}" if prefs else "SharedPreferences")
+    where = (f"SharedPreferences {', '.join(repr(p) for p in prefs)}" if prefs else "the app's own record store")
     skipped = " (the patched matching skips them: records now carry the model's id)" if patched else ""
     return (f"faces registered with the previous model ({', '.join(app.current_models)}, "
             f"{'/'.join(str(d) for d in sorted(old_dims))}-d) are stored in {where} and are not "

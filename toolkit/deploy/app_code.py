@@ -136,10 +136,31 @@ def _normalisation(file: KotlinFile, fun) -> str | None:
     return None
 
 
+def _builds_input(file: KotlinFile, fun) -> bool:
+    """The function turns pixels into interpreter input (TFLite support's TensorImage, or floats into a buffer)."""
+    for call in file.nodes("call_expression", under=fun):
+        name = file.name_of(call)
+        if name in ("putFloat", "CastOp", "NormalizeOp") or (name == "fromBitmap"
+                                                              and file.receiver(call) == "TensorImage"):
+            return True
+    return False
+
+
+def _face_reads(file: KotlinFile, survey: Survey) -> None:
+    """Where the code reads a face's box or landmarks outside a recognised crop function: crops of another shape."""
+    lines = set()
+    for nav in file.nodes("navigation_expression"):
+        last = nav.named_children[-1]
+        if file.text(last) in ("boundingBox", "getLandmark", "allLandmarks") and file.line(nav) not in lines:
+            lines.add(file.line(nav))
+            fun = ancestor(nav, "function_declaration")
+            where = f" in {file.name_of(fun)}" if fun is not None else ""
+            survey.findings.append(f"{file.where(nav)}: reads the face's {file.text(last)}{where}")
+
+
 def _buffers(file: KotlinFile, survey: Survey) -> None:
     for fun in file.functions():
-        names = {file.name_of(c) for c in file.nodes("call_expression", under=fun)}
-        if not names & {"fromBitmap", "putFloat", "CastOp", "NormalizeOp"}:
+        if not _builds_input(file, fun):
             continue
         normalises = _normalisation(file, fun)
         survey.buffers.append((file, fun, normalises))
@@ -160,6 +181,8 @@ def survey(app: AndroidApp) -> Survey:
             for call in file.calls(crop.name):
                 result.crop_calls.append((file, call))
                 result.findings.append(f"{file.where(call)}: {crop.name} called")
+        if not crops:
+            _face_reads(file, result)
         _detectors(file, result)
         _buffers(file, result)
     for lit in app.sizes + app.dims + app.thresholds + app.model_loads:

@@ -42,6 +42,8 @@ class AppEntry:
     crop_function: str
     input_function: str
     source: str  # file:line of the crop function
+    match_function: str | None = None  # the function holding the threshold: FloatArray -> String? (the key)
+    store_field: str | None = None  # its SharedPreferences property
 
 
 def find_entry(app_dir: Path) -> AppEntry:
@@ -62,8 +64,12 @@ def find_entry(app_dir: Path) -> AppEntry:
     name = crop.file.name_of(cls) if cls is not None else None
     if name is None:
         raise InputError(f"{crop.file.where(crop.node)}: the crop function is not in a class ftk can instantiate")
+    match_fn = next((ancestor(t.file.root.descendant_for_byte_range(t.start, t.end), "function_declaration")
+                     for t in app.thresholds if t.file.path == crop.file.path), None)
+    store = next((crop.file.name_of(p) for p in crop.file.nodes("property_declaration", under=cls)
+                  if crop.file.text(p).replace(" ", "").endswith(":SharedPreferences")), None)
     return AppEntry(f"{package}.{name}" if package else name, crop.name, crop.file.name_of(builders[0]),
-                    crop.file.where(crop.node))
+                    crop.file.where(crop.node), crop.file.name_of(match_fn) if match_fn is not None else None, store)
 
 
 def mlkit_landmarks(points) -> list[tuple[int, float, float]]:
@@ -82,8 +88,30 @@ class AppPreprocessor(JvmProcess):
         self.build = compile_app(self.app_dir, extra_kotlin={HARNESS_FILE: harness})
 
     def argv(self) -> list[str]:
-        return java_command(self.build, HARNESS_MAIN, [self.entry.activity_class, self.entry.crop_function,
-                                                       self.entry.input_function])
+        entry = self.entry
+        matching = [entry.match_function, entry.store_field] if entry.match_function and entry.store_field else []
+        return java_command(self.build, HARNESS_MAIN, [entry.activity_class, entry.crop_function,
+                                                       entry.input_function, *matching])
+
+    def match(self, records: dict[str, str], embedding) -> str | None:
+        """The key the app's own matching function returns for ``embedding`` over ``records`` (key -> value)."""
+        if not (self.entry.match_function and self.entry.store_field):
+            raise InputError(f"{self.entry.activity_class} has no matching function with a SharedPreferences store")
+        payload = struct.pack(">ii", 3, len(records))
+        for key, value in records.items():
+            payload += _utf(key) + _utf(value)
+        values = np.asarray(embedding, np.float32)
+        payload += struct.pack(">i", values.size) + values.astype(">f4").tobytes()
+        try:
+            self._send(payload)
+            status = struct.unpack(">i", self._read(4))[0]
+            if status == STATUS_OK:
+                found = struct.unpack(">i", self._read(4))[0]
+                return self._read(struct.unpack(">H", self._read(2))[0]).decode() if found else None
+            message = self._read(struct.unpack(">H", self._read(2))[0]).decode(errors="replace")
+        except (BrokenPipeError, EOFError) as exc:
+            raise self._stopped(exc, "the app's code on the JVM") from None
+        raise DependencyError(f"the app's {self.entry.match_function} failed on the JVM: {message}")
 
     def face(self, sensor_rgb: np.ndarray, rotation: int, box, landmarks) -> np.ndarray | None:
         """The model input the app computes (float32 [S, S, 3]), or None when the app skips the frame.
@@ -116,3 +144,9 @@ class AppPreprocessor(JvmProcess):
             raise InputError(f"the app's {self.entry.input_function} built {values.size} floats; the model takes "
                              f"{size}x{size}x3 = {size * size * 3} (is inputSize {size} in {self.entry.source}?)")
         return values.reshape(size, size, 3)
+
+
+def _utf(text: str) -> bytes:
+    """Java's modified UTF-8 as DataInputStream.readUTF reads it (plain ASCII/BMP text: the same as UTF-8)."""
+    data = text.encode("utf-8")
+    return struct.pack(">H", len(data)) + data

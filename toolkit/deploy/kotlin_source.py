@@ -168,16 +168,43 @@ def ancestor(node, *types: str):
     return node
 
 
+# Children an ERROR node may hold that parsed completely: the error is after them.
+_COMPLETE = {"property_declaration", "function_declaration", "class_declaration", "object_declaration",
+             "companion_object", "secondary_constructor", "anonymous_initializer", "line_comment",
+             "multiline_comment", "import", "package_header", "type_alias"}
+_HEADER = {"class", "object", "interface", "identifier", ":", "delegation_specifiers", "{", "modifiers",
+           "type_parameters", "primary_constructor"}
+
+
 def first_error(root):
-    """The first ERROR or MISSING node (a syntax error), in source order."""
+    """Where the first syntax error is: the first MISSING node, or the first ERROR node; inside an ERROR node that
+    swallowed a whole class, the first child after its complete declarations (the line a person must look at)."""
     stack = [root]
     while stack:
         node = stack.pop()
-        if node.type == "ERROR" or node.is_missing:
+        if node.is_missing:
             return node
+        if node.type == "ERROR":
+            return _inside_error(node)
         if node.has_error:
             stack.extend(reversed(node.children))
     return root
+
+
+def _inside_error(error):
+    children = error.children
+    i = 0
+    while i < len(children) and children[i].type in _HEADER and not children[i].has_error:
+        i += 1  # the class header that opened the broken body
+    seen_body = False
+    for node in children[i:]:
+        if node.type in _COMPLETE and not node.has_error:
+            seen_body = True
+            continue
+        if node.has_error and node.type != "ERROR":
+            return first_error(node)
+        return node if seen_body or i else error
+    return error
 
 
 def _check_utf8(data: bytes, rel: str) -> None:
