@@ -219,7 +219,7 @@ def test_refuses_model_manifest_mismatch(tiny_export, android_app):
     manifest = json.loads(manifest_path.read_text())
     manifest["spec"]["embedding_dim"] = 512
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(ModelFileError, match=r"outputs \[1, 16\], the manifest says \[1, 512\]"):
+    with pytest.raises(ModelFileError, match=r"512-d embeddings, but the graph outputs \[1, 16\]"):
         deploy(tiny_export, android_app)
     manifest["spec"]["embedding_dim"] = 16
     manifest["spec"]["value_range"] = [-1.0, 1.0]
