@@ -80,6 +80,26 @@ def face_folder(lfw_dir, tmp_path_factory) -> Path:
     return root
 
 
+def write_face_pairs(path: Path, root: Path) -> None:
+    """A small LFW-format pairs file over the face_folder people (one set, no header): 3 same-person pairs per
+    person, as many different-person pairs."""
+    people = [p for p in FACE_PEOPLE if (root / p).is_dir()]
+    lines = []
+    for person in people:
+        images = sorted((root / person).glob("*.jpg"))
+        for a, b in ((0, 1), (2, 3), (4, 5)):
+            if b < len(images):
+                ia, ib = (int(images[k].stem.rsplit("_", 1)[1]) for k in (a, b))
+                lines.append(f"{person}\t{ia}\t{ib}")
+    n_same = len(lines)
+    for k in range(n_same):
+        p1, p2 = people[k % len(people)], people[(k + 1) % len(people)]
+        i1 = int(sorted((root / p1).glob("*.jpg"))[k % 3].stem.rsplit("_", 1)[1])
+        i2 = int(sorted((root / p2).glob("*.jpg"))[(k + 1) % 3].stem.rsplit("_", 1)[1])
+        lines.append(f"{p1}\t{i1}\t{p2}\t{i2}")
+    path.write_text("\n".join(lines) + "\n")
+
+
 def run_root(tmp_path_factory) -> Path:
     """A folder of this test run shared by all its pytest-xdist workers (each has its own basetemp below it)."""
     base = tmp_path_factory.getbasetemp()

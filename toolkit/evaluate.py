@@ -9,7 +9,7 @@ reuses detection and crops, and re-running an evaluation reuses the embeddings.
 Every pair must be scored, so an image where MTCNN finds no face is cropped at the median face position of the other
 images (the ``fallback`` missing-face policy; LFW images are centred on the person) and the report counts them.
 
-The report (``<model stem>.eval/report.json`` by default; see :mod:`toolkit.reports`) is what deploy, compare and
+The report (``./<model stem>.eval/report.json`` by default; see :mod:`toolkit.reports`) is what deploy, compare and
 match read for the cosine threshold calibrated for exactly this model file.
 """
 
@@ -28,8 +28,8 @@ import numpy as np
 from toolkit.constants import DEFAULT_FAR, DEFAULT_PICK
 from toolkit.errors import InputError
 from toolkit.io import check_outputs_free, check_writable_location, write_json_atomic
-from toolkit.metrics import DEFAULT_FARS, far_key, verification_metrics
-from toolkit.reports import REPORT_NAME, writable_eval_dir
+from toolkit.metrics import DEFAULT_FARS, DEGENERATE_THRESHOLD, embedding_collapse, far_key, verification_metrics
+from toolkit.reports import REPORT_NAME, working_eval_dir
 
 if TYPE_CHECKING:
     from toolkit.data.detect import FaceDetector
@@ -54,6 +54,7 @@ class ClassificationResult:
     n_skipped: int = 0  # faces of people who are not classes of this model, or unreadable images
     n_not_classes: int = 0  # of n_skipped: faces of people the model has no class for
     n_no_face: int = 0  # of n_skipped: images unreadable or without a usable face crop
+    n_classes: int = 0  # the head's classes: chance is 1 / n_classes
 
 
 @dataclass
@@ -103,6 +104,7 @@ class EvaluationResult:
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     simulate_app: str | None = None  # None: the model spec's crop; "before"/"after": the app's (toolkit.app_sim)
+    warnings: list[str] = field(default_factory=list)  # results not to trust (collapsed embeddings), also logged
 
     def to_report(self) -> dict[str, Any]:
         from toolkit import __version__
@@ -117,6 +119,7 @@ class EvaluationResult:
             "classification": None if self.classification is None else asdict(self.classification),
             "timings": self.timings,
             "notes": self.notes,
+            "warnings": self.warnings,
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "ftk_version": __version__,
         }
@@ -213,6 +216,12 @@ def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path 
     return result, scores, same
 
 
+def has_split(csv_path: str | Path, split: str) -> bool:
+    from toolkit.data.dataset import read_faces_csv
+
+    return any(r.split_type == split for r in read_faces_csv(Path(csv_path)))
+
+
 def classification_accuracy(model: "FaceModel", class_names: Sequence[str], csv_path: str | Path,
                             split: str = "test", batch_size: int = 64, progress: bool = True) -> ClassificationResult:
     """Top-1 accuracy of the checkpoint's classifier head on the CSV's ``split`` faces (their CSV boxes)."""
@@ -251,7 +260,8 @@ def classification_accuracy(model: "FaceModel", class_names: Sequence[str], csv_
     correct = int((np.concatenate(predictions) == np.asarray(labels)).sum())
     return ClassificationResult(csv_path=str(csv_path), split=split, n_faces=len(labels), n_correct=correct,
                                 accuracy=correct / len(labels), n_skipped=skipped,
-                                n_not_classes=len(records) - len(ours), n_no_face=len(rejected))
+                                n_not_classes=len(records) - len(ours), n_no_face=len(rejected),
+                                n_classes=model.num_classes)
 
 
 def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str | Path | None = None,
@@ -262,9 +272,9 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
              progress: bool = True, simulate_app: str | None = None) -> EvaluationResult:
     """Evaluate one embedder: classification on ``csv`` (needs ``classifier``) and verification on ``pairs``.
 
-    Writes ``report.json``, ``roc.png`` and ``scores.png`` to ``out_dir`` (default ``<model stem>.eval/`` beside
-    ``model_path``, ``<model stem>.app-<mode>.eval/`` with ``simulate_app``; nothing is written when neither is
-    given). ``simulate_app`` crops the pair images as the Android app does (:mod:`toolkit.app_sim`).
+    Writes ``report.json``, ``roc.png`` and ``scores.png`` to ``out_dir`` (default ``<model stem>.eval/`` in the
+    current folder, ``<model stem>.app-<mode>.eval/`` with ``simulate_app``; nothing is written when neither
+    ``out_dir`` nor ``model_path`` is given). ``simulate_app`` crops the pair images as the Android app does (:mod:`toolkit.app_sim`).
     """
     from toolkit.app_sim import DESCRIPTIONS, app_eval_dir, check_simulation
     from toolkit.data.faces import check_pick
@@ -284,7 +294,9 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
         if given is not None and not Path(given).is_file():  # before the output check: the likelier mistake
             raise InputError(f"{what} not found: {given}")
     if out_dir is None and model_path is not None:
-        out_dir = writable_eval_dir(model_path) if simulate_app is None else app_eval_dir(model_path, simulate_app)
+        # In the current folder, never beside the model: the user did not point --out at the model's folder.
+        out_dir = working_eval_dir(model_path) if simulate_app is None else \
+            Path.cwd() / app_eval_dir(model_path, simulate_app).name
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         check_outputs_free([out / REPORT_NAME, out / ROC_NAME, out / HISTOGRAM_NAME], overwrite)
@@ -297,13 +309,17 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
         if classifier is None or classifier.num_classes == 0:
             notes.append("classification skipped: the model has no classifier head (a .tflite or head-less model)")
             log.warning(notes[-1])
+        elif pairs is not None and not has_split(csv, "test"):  # verification still runs (e.g. runs.sh's 0.8/0.2)
+            notes.append(f"classification skipped: {csv} has no 'test' rows (its val rows chose the checkpoint; "
+                         "ftk prepare --split 0.7,0.15,0.15 keeps a test share)")
+            log.warning(notes[-1])
         else:
             t0 = time.perf_counter()
             classification = classification_accuracy(classifier, class_names, csv, batch_size=batch_size,
                                                       progress=progress)
             timings["classification_s"] = time.perf_counter() - t0
 
-    verification, scores, same = None, None, None
+    verification, scores, same, warnings = None, None, None, []
     if pairs is not None:
         verification, scores, same = verify_pairs(embedder, pairs, data, far=far, limit_pairs=limit_pairs, pick=pick,
                                                   detector=detector, batch_size=batch_size, progress=progress,
@@ -311,6 +327,9 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
         if verification.n_center_crop_fallbacks:
             notes.append(f"MTCNN found no face in {verification.n_center_crop_fallbacks} of "
                          f"{verification.n_images} images; they were centre-cropped")
+        warnings = degenerate_scores(verification, scores, same)
+        for warning in warnings:
+            log.warning("%s", warning)
         unresolved = [k for k, ok in verification.far_resolvable.items() if not ok]
         if unresolved:
             notes.append(f"FAR {', '.join(unresolved)} is below 1/{verification.n_different} different-person pairs: "
@@ -321,11 +340,22 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
         model_path=None if model_path is None else str(model_path), model_sha256=embedder.model_sha256,
         embedder=embedder.name, spec=embedder.spec.to_dict(), classification=classification,
         verification=verification, out_dir=out, report_path=None, roc_path=None, histogram_path=None,
-        seconds=timings["total_s"], timings=timings, notes=notes, simulate_app=simulate_app,
+        seconds=timings["total_s"], timings=timings, notes=notes, simulate_app=simulate_app, warnings=warnings,
     )
     if out is not None:
         _write_outputs(result, out, scores, same)
     return result
+
+
+def degenerate_scores(v: VerificationResult, scores, same) -> list[str]:
+    """Why these results are not to be trusted: collapsed embeddings, thresholds that round to 1."""
+    collapsed = embedding_collapse(scores, same)
+    high = {k: t for k, t in v.thresholds_at_far.items() if t >= DEGENERATE_THRESHOLD}
+    if not high:
+        return [collapsed] if collapsed else []
+    said = ", ".join(f"{t:.6f} at FAR {k}" for k, t in high.items())
+    return [w for w in (collapsed, f"calibrated thresholds of {DEGENERATE_THRESHOLD} or more ({said}): a "
+                                   "threshold that close to 1 decides on rounding noise; do not deploy it") if w]
 
 
 def _write_outputs(result: EvaluationResult, out: Path, scores, same) -> None:
@@ -345,7 +375,7 @@ def _write_outputs(result: EvaluationResult, out: Path, scores, same) -> None:
         )
     result.report_path = out / REPORT_NAME
     report = result.to_report()
-    if result.model_path:  # relative to the report (it sits beside the model): a moved folder keeps it right
+    if result.model_path:  # relative to the report: a folder moved with the model keeps it right
         report["model_path"] = Path(os.path.relpath(Path(result.model_path).resolve(), out.resolve())).as_posix()
     write_json_atomic(result.report_path, report)
     log.info("wrote %s", result.report_path)

@@ -222,3 +222,34 @@ def verification_metrics(scores, same, folds=None, fars=DEFAULT_FARS, n_folds: i
 def far_key(far: float) -> str:
     """The report's key for a FAR value: the stringified float ("0.01", "0.001"), as toolkit.reports expects."""
     return str(float(far))
+
+
+# The 5th..95th percentile band of pair cosines narrower than this: every face maps to nearly the same direction.
+# A working face model spreads different-person pairs around 0 and same-person pairs well above them (a band of
+# ~0.5-1.0 wide); a collapsed one (a 1-epoch InceptionResnetV1: ~0.99999 for every pair) has a band near 1e-5.
+COLLAPSE_SPREAD = 0.02
+# A calibrated threshold at or above this prints as 1.0000 with four decimals and decides on noise.
+DEGENERATE_THRESHOLD = 0.9999
+
+
+def embedding_collapse(scores, same=None) -> str | None:
+    """One line saying that the embeddings collapsed (the pair cosines barely differ), else None.
+
+    ``scores``: cosine similarities of pairs of different images; ``same`` (optional) labels them same-person, so
+    the line can give the spread of each kind.
+    """
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    s = s[np.isfinite(s)]
+    if len(s) < 2:
+        return None
+    low, high = np.percentile(s, [5, 95])
+    if high - low >= COLLAPSE_SPREAD:
+        return None
+    detail = ""
+    if same is not None:
+        y = np.asarray(same).reshape(-1).astype(bool)
+        if y.any() and (~y).any():
+            detail = f"; std same-person {s[y].std():.2g}, different-person {s[~y].std():.2g}"
+    return (f"the embeddings have collapsed: 90 % of pair cosines lie in [{low:.6f}, {high:.6f}] (a band of "
+            f"{high - low:.2g}{detail}): the model maps every face to nearly the same direction, so thresholds and "
+            "accuracies here mean little (an untrained, undertrained or broken model)")

@@ -21,6 +21,7 @@ import numpy as np
 from toolkit import native_logs
 from toolkit.constants import DEFAULT_PARITY_FACES, DEFAULT_PICK, DEFAULT_THREADS
 from toolkit.errors import InputError
+from toolkit.metrics import embedding_collapse
 from toolkit.spec import reject_unknown_keys
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,22 @@ def evaluate_tolerances(metrics: ParityMetrics, tolerances: dict[str, float]) ->
     return failures
 
 
+def blame_collapsed_reference(reference: np.ndarray, failures: list[str], warnings: list[str]) -> list[str]:
+    """``failures``, led by the real cause when the PyTorch embeddings themselves collapsed: then faces are nearly
+    equidistant, any rounding reorders neighbours and decisions, and the export is not to blame."""
+    a = np.asarray(reference, np.float64)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    collapsed = embedding_collapse((a @ a.T)[np.triu_indices(len(a), 1)])
+    if collapsed is None:
+        return failures
+    degenerate = f"the float (PyTorch) model is degenerate, not the export: {collapsed}"
+    log.warning("%s", degenerate)
+    if not failures:
+        warnings.append(degenerate)
+        return failures
+    return [degenerate + "; so these differences say nothing about the export"] + failures
+
+
 def guess_precision(model_path: str | Path) -> str:
     """The artifact's precision: its contract (manifest entry or embedded), else int8 if its conv/FC weights are
     integer."""
@@ -338,7 +355,7 @@ def parity_check(
 
     effective = dict(DEFAULT_TOLERANCES[precision])
     effective.update(tolerances or {})
-    failures = evaluate_tolerances(metrics, effective)
+    failures = blame_collapsed_reference(reference, evaluate_tolerances(metrics, effective), warnings)
     report = ParityReport(
         model=str(model), checkpoint=str(checkpoint), precision=precision, faces_source=faces_source,
         metrics=metrics, tolerances=effective, failures=failures, warnings=warnings,

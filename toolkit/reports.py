@@ -1,8 +1,10 @@
 """Where evaluation reports live, so deploy/compare/match can find the threshold calibrated for *this* artifact.
 
-Convention: ``ftk evaluate MODEL`` writes ``<MODEL without suffix>.eval/report.json`` unless ``--out`` says
-otherwise (when the model's folder is not writable, e.g. a read-only or shared model store, the same name in the
-current folder); the report records ``model_sha256``. A report is only used for the exact file it was computed on.
+Convention: ``ftk evaluate MODEL`` writes ``<MODEL without suffix>.eval/report.json`` in the current folder unless
+``--out`` says otherwise: never beside the model, whose folder the user did not point ``--out`` at (a shared model
+store, a dataset folder). ``ftk pipeline`` writes the reports of its TFLite files beside them, inside its run folder.
+Readers look in both places, beside the model first; the report records ``model_sha256`` and is only used for the
+exact file it was computed on.
 
 Report keys the consumers rely on (evaluate writes them):
 ``model_sha256``, ``model_path``, ``spec``, ``verification``: {``accuracy_mean``, ``accuracy_std``, ``auc``, ``eer``,
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,39 +31,36 @@ log = logging.getLogger(__name__)
 REPORT_NAME = "report.json"
 
 
+def eval_dir_name(model_path: str | Path) -> str:
+    return Path(model_path).stem + ".eval"
+
+
 def default_eval_dir(model_path: str | Path) -> Path:
-    model_path = Path(model_path)
-    return model_path.with_name(model_path.stem + ".eval")
+    """``<model stem>.eval/`` beside the model: where ``ftk pipeline`` puts the reports of its exports (its run
+    folder), and where readers look first."""
+    return Path(model_path).with_name(eval_dir_name(model_path))
 
 
-def fallback_eval_dir(model_path: str | Path) -> Path:
-    """Where ``ftk evaluate`` writes when the model's own folder is not writable: the current folder."""
-    return Path.cwd() / default_eval_dir(model_path).name
+def working_eval_dir(model_path: str | Path) -> Path:
+    """Where ``ftk evaluate`` writes without ``--out``: ``<model stem>.eval/`` in the current folder."""
+    return Path.cwd() / eval_dir_name(model_path)
 
 
-def writable_eval_dir(model_path: str | Path) -> Path:
-    """The default report folder: beside the model, else (read-only model folder) the current folder."""
-    default = default_eval_dir(model_path)
-    parent = default.parent
-    if os.access(parent, os.W_OK | os.X_OK) and (not default.exists() or os.access(default, os.W_OK | os.X_OK)):
-        return default
-    fallback = fallback_eval_dir(model_path)
-    log.warning("%s is not writable: writing the report to %s instead", parent, fallback)
-    return fallback
-
-
-def find_eval_report(model_path: str | Path, report: str | Path | None = None) -> dict[str, Any] | None:
+def find_eval_report(model_path: str | Path, report: str | Path | None = None,
+                     folder: str | None = None) -> dict[str, Any] | None:
     """The evaluation report for exactly this model file (sha256 must match), or None."""
-    found = locate_eval_report(model_path, report)
+    found = locate_eval_report(model_path, report, folder)
     return None if found is None else found[1]
 
 
-def locate_eval_report(model_path: str | Path,
-                       report: str | Path | None = None) -> tuple[Path, dict[str, Any]] | None:
-    """(where, the report) for exactly this model file (sha256 must match), or None."""
+def locate_eval_report(model_path: str | Path, report: str | Path | None = None,
+                       folder: str | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """(where, the report) for exactly this model file (sha256 must match), or None. ``report``: that file only;
+    else ``folder`` (default ``<model stem>.eval``) beside the model, then in the current folder."""
     model_path = Path(model_path)
-    candidates = [Path(report)] if report else [default_eval_dir(model_path) / REPORT_NAME,
-                                                fallback_eval_dir(model_path) / REPORT_NAME]
+    folder = folder or eval_dir_name(model_path)
+    candidates = [Path(report)] if report else [model_path.with_name(folder) / REPORT_NAME,
+                                                Path.cwd() / folder / REPORT_NAME]
     for candidate in dict.fromkeys(candidates):
         if not candidate.is_file():
             continue
@@ -122,11 +120,11 @@ def calibrated_threshold(model_path: str | Path, far: float = DEFAULT_FAR,
     if not 0.0 < far < 1.0:
         raise InputError(f"--far must be a rate in (0, 1), e.g. 1e-3, got {far}")
     found = locate_eval_report(model_path)
-    expected = default_eval_dir(model_path) / REPORT_NAME
     if found is None:
         command = " ".join(["ftk evaluate", str(model_path), model_flags, "--pairs PAIRS"]).replace("  ", " ")
-        return ThresholdChoice(None, "none", f"no evaluation report for this exact model at {expected} (run "
-                               f"`{command}` with an LFW-style pairs file, or pass --threshold)")
+        where = f"{eval_dir_name(model_path)}/{REPORT_NAME} beside the model or in the current folder"
+        return ThresholdChoice(None, "none", f"no evaluation report for this exact model ({where}; run "
+                               f"`{command}` here with an LFW-style pairs file, or pass --threshold)")
     path, report = found
     _check_report_crops(path, report, spec)
     value = threshold_at_far(report, far)

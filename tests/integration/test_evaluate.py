@@ -38,16 +38,24 @@ def pairs_setup(face_folder, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def evaluated(pairs_setup, tiny_checkpoint):
-    model = pairs_setup["root"] / "tiny.pt"
+    """The tiny checkpoint (in models/) evaluated from the folder work/, without --out."""
+    model = pairs_setup["root"] / "models" / "tiny.pt"
+    model.parent.mkdir()
     shutil.copyfile(tiny_checkpoint, model)
-    result = evaluate_model_file(model, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
+    (pairs_setup["root"] / "work").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(pairs_setup["root"] / "work")
+        result = evaluate_model_file(model, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
     return model, result
 
 
-def test_checkpoint_report_where_deploy_looks(evaluated):
+def test_checkpoint_report_where_deploy_looks(evaluated, pairs_setup, monkeypatch):
     model, result = evaluated
     v = result.verification
-    assert result.report_path == model.with_name("tiny.eval") / "report.json"
+    # In the current folder, not in the model's: the user did not point --out there.
+    assert result.report_path == pairs_setup["root"] / "work" / "tiny.eval" / "report.json"
+    assert sorted(p.name for p in model.parent.iterdir()) == ["tiny.pt"]
+    monkeypatch.chdir(pairs_setup["root"] / "work")
     assert result.roc_path.stat().st_size > 1000 and result.histogram_path.stat().st_size > 1000
     assert v.n_pairs == 36 and v.n_same == 18 and v.n_images == 37 and v.n_folds == 10 and not v.folds_from_file
     # The face-less picture falls back to a centre crop, counted and named; every LFW face is found.
@@ -113,10 +121,11 @@ def test_scores_match_an_independent_computation(evaluated, pairs_setup):
     assert auc(roc_curve(scores, pairs.same)) == pytest.approx(result.verification.auc, abs=1e-4)
 
 
-def test_overwrite_and_embedding_cache(evaluated, pairs_setup):
+def test_overwrite_and_embedding_cache(evaluated, pairs_setup, monkeypatch):
     import os
 
     model, _ = evaluated
+    monkeypatch.chdir(pairs_setup["root"] / "work")
     with pytest.raises(OutputExistsError, match="--overwrite"):
         evaluate_model_file(model, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
     again = evaluate_model_file(model, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False,
@@ -155,19 +164,22 @@ def test_classification_top1_uses_class_names(pairs_setup, tmp_path):
     assert result.verification is None
 
 
-def test_tflite_export_reuses_crops_and_agrees(evaluated, pairs_setup, tiny_checkpoint_export, tmp_path, caplog):
+def test_tflite_export_reuses_crops_and_agrees(evaluated, pairs_setup, tiny_checkpoint_export, tmp_path, caplog,
+                                               monkeypatch):
     import logging
     from pathlib import Path
 
     from toolkit.embedders import EmbedderOptions
 
     tflite = Path(shutil.copytree(tiny_checkpoint_export, tmp_path / "export")) / "model_float32.tflite"
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
     with caplog.at_level(logging.INFO, logger="toolkit.data.faces"):
         result = evaluate_model_file(tflite, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
     # Same spec -> the torch evaluation's crops, no new detection or cropping.
     reused = [r.getMessage() for r in caplog.records if "reusing" in r.getMessage() and "face crops" in r.getMessage()]
     assert reused and f"reusing {evaluated[1].verification.n_images} cached face crops" in reused[0], caplog.text
-    assert result.report_path == tflite.with_name(tflite.stem + ".eval") / "report.json"
+    assert result.report_path == tmp_path / "work" / "model_float32.eval" / "report.json"
     torch_v, tfl_v = evaluated[1].verification, result.verification
     assert result.model_sha256 != evaluated[1].model_sha256
     assert tfl_v.auc == pytest.approx(torch_v.auc, abs=2e-3)
@@ -177,7 +189,8 @@ def test_tflite_export_reuses_crops_and_agrees(evaluated, pairs_setup, tiny_chec
     lone = tmp_path / "lone" / "model.tflite"
     lone.parent.mkdir()
     shutil.copyfile(tflite, lone)
-    alone = evaluate_model_file(lone, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
+    alone = evaluate_model_file(lone, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False,
+                                out_dir=tmp_path / "lone.eval")
     assert alone.verification.auc == tfl_v.auc and alone.spec == result.spec
     # Without that contract the file is "foreign": it needs the input contract on the command line.
     from toolkit.tflite.metadata import remove_contract
@@ -190,7 +203,7 @@ def test_tflite_export_reuses_crops_and_agrees(evaluated, pairs_setup, tiny_chec
         evaluate_model_file(foreign, pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
     options = EmbedderOptions(backbone="tiny", input_size=32, normalization="0,1")  # our graph normalises itself
     alien = evaluate_model_file(foreign, options, pairs=pairs_setup["pairs"], data=pairs_setup["data"],
-                                progress=False)
+                                progress=False, out_dir=tmp_path / "foreign.eval")
     assert alien.verification.auc == pytest.approx(tfl_v.auc, abs=1e-6)
 
 
@@ -222,3 +235,23 @@ def test_cli_json_and_help(evaluated, pairs_setup, tmp_path):
     helptext = subprocess.run([sys.executable, "-m", "toolkit.cli", "evaluate", "--help"], capture_output=True,
                               text=True).stdout
     assert "NHWC" in helptext and "--normalization" in helptext and "--far" in helptext
+
+
+def test_collapsed_embeddings_are_flagged(pairs_setup, tiny_checkpoint, tmp_path, caplog):
+    """Every pair cosine ~0.99999: the console and the report say the embeddings collapsed, and the thresholds are
+    printed with the digits that show it instead of 1.0000."""
+    from tests.unit.test_parity import collapsed_checkpoint
+    from toolkit.commands.evaluate import format_result
+
+    model = collapsed_checkpoint(tiny_checkpoint, tmp_path / "collapsed.pt")
+    result = evaluate_model_file(model, pairs=pairs_setup["pairs"], data=pairs_setup["data"],
+                                 out_dir=tmp_path / "eval", progress=False)
+    assert result.warnings and result.warnings[0].startswith("the embeddings have collapsed: 90 % of pair cosines")
+    assert any("calibrated thresholds of 0.9999 or more" in w for w in result.warnings)
+    assert any(r.levelname == "WARNING" and "collapsed" in r.getMessage() for r in caplog.records)
+    assert json.loads(result.report_path.read_text())["warnings"] == result.warnings
+    assert "(threshold 1.0000)" not in format_result(result) and "(threshold 0.99" in format_result(result)
+    # The working tiny model is not flagged.
+    healthy = evaluate_model_file(tiny_checkpoint, pairs=pairs_setup["pairs"], data=pairs_setup["data"],
+                                  out_dir=tmp_path / "healthy", progress=False)
+    assert healthy.warnings == []

@@ -16,33 +16,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import FACE_PEOPLE
+from tests.conftest import write_face_pairs
 from tests.deploy.conftest import FIXTURE_APP
 from toolkit.errors import ConfigError
 
 
-def _write_pairs(path: Path, root: Path) -> None:
-    """A small LFW-format pairs file over the face_folder people (one set, no header)."""
-    people = [p for p in FACE_PEOPLE if (root / p).is_dir()]
-    lines = []
-    for person in people:
-        images = sorted((root / person).glob("*.jpg"))
-        for a, b in ((0, 1), (2, 3), (4, 5)):
-            if b < len(images):
-                ia, ib = (int(images[k].stem.rsplit("_", 1)[1]) for k in (a, b))
-                lines.append(f"{person}\t{ia}\t{ib}")
-    n_same = len(lines)
-    for k in range(n_same):
-        p1, p2 = people[k % len(people)], people[(k + 1) % len(people)]
-        i1 = int(sorted((root / p1).glob("*.jpg"))[k % 3].stem.rsplit("_", 1)[1])
-        i2 = int(sorted((root / p2).glob("*.jpg"))[(k + 1) % 3].stem.rsplit("_", 1)[1])
-        lines.append(f"{p1}\t{i1}\t{p2}\t{i2}")
-    path.write_text("\n".join(lines) + "\n")
-
-
 def _config(tmp_path: Path, face_folder: Path, train: bool = True, deploy: bool = False) -> Path:
     pairs = tmp_path / "pairs.txt"
-    _write_pairs(pairs, face_folder)
+    write_face_pairs(pairs, face_folder)
     train_section = """
 train:
   epochs: 1
@@ -133,11 +114,12 @@ def test_pipeline_end_to_end_and_cached_rerun(finished_run, tmp_path):
     assert not any(s.cached for s in result.stages)
     report = json.loads(result.report_json.read_text())
     models = [row["model"] for row in report["ladder"]]
-    assert models == ["pytorch (start)", "pytorch", "tflite float32", "tflite int8", "app before deploy (int8)",
-                      "app after deploy (int8)"]
+    assert models == ["pytorch (start: random init)", "pytorch (shipped: fine-tuned)", "tflite float32", "tflite int8",
+                      "app before deploy (int8)", "app after deploy (int8)"]
     # The float32 export computes what the checkpoint computes: the same verification accuracy.
     by = {row["model"]: row for row in report["ladder"]}
-    assert by["tflite float32"]["accuracy_mean"] == pytest.approx(by["pytorch"]["accuracy_mean"], abs=1e-9)
+    assert by["tflite float32"]["accuracy_mean"] == pytest.approx(by["pytorch (shipped: fine-tuned)"]["accuracy_mean"],
+                                                                  abs=1e-9)
     # The app after deploy crops with the generated Kotlin (box crop, bit-equal but for rare 1/255 steps): at
     # most one pair decides differently from ftk's own crop; the app's own crop is another input altogether.
     n_pairs = by["tflite int8"]["n_pairs"]
@@ -160,6 +142,12 @@ def test_pipeline_end_to_end_and_cached_rerun(finished_run, tmp_path):
     html = result.report_html.read_text()
     assert "Accuracy ladder" in html and "data:image/png;base64," in html
     assert "Deploy into the app" in html and "app after deploy (int8)" in html and ": compatible" in html
+    # The top says why it passed: each budget line with its limit and measured value.
+    assert [c["passed"] for c in report["budget_checks"]] == [True, True, None, None]
+    top = html[:html.index("Accuracy ladder")]
+    assert "PASS: all 2 budget lines hold" in top and "budget.max_int8_accuracy_drop" in top
+    assert "loads on 2.12.0</span> <span class=\"muted\">(inferred from op versions" in html
+    assert "ftk_tiny_int8.tflite</code>" in html.split("<details>")[0]  # the asset, outside the collapsed diff
     # The calibrated threshold sits where `ftk deploy --threshold auto` looks for it.
     int8 = result.run_dir / by["tflite int8"]["path"]
     assert (int8.with_name(int8.stem + ".eval") / "report.json").is_file()
@@ -365,3 +353,65 @@ def test_the_html_report_links_and_embeds_only_files_of_the_run(tmp_path):
     assert html.count("data:image/png;base64,") == 1  # the contact sheet; nothing from outside the run
     assert 'href="export/model%20int8.eval/report.json">tflite int8</a>' in html
     assert "prepare/stage.json" not in html  # not there: the stage's name as plain text, no dead link
+
+
+def _synthetic_report() -> dict[str, Any]:
+    """A report.json as the main job writes it: three PyTorch rows (two with the same curve), a failed budget line."""
+    from toolkit.pipeline import BudgetSection, DeploySection, budget_checks
+
+    curve = {"fpr": [0.0, 0.01, 1.0], "tpr": [0.5, 0.9, 1.0]}
+    rows = [("pytorch (start: pretrained)", 0.990, curve), ("pytorch (fine-tuned, not shipped)", 0.988, curve | {
+        "tpr": [0.4, 0.9, 1.0]}), ("pytorch (shipped: the start)", 0.990, curve), ("tflite float32", 0.990, curve),
+            ("tflite int8", 0.980, {"fpr": [0.0, 0.01, 1.0], "tpr": [0.45, 0.88, 1.0]}),
+            ("app before deploy (int8)", 0.561, {"fpr": [0.0, 0.01, 1.0], "tpr": [0.01, 0.05, 1.0]})]
+    ladder = [{"model": m, "accuracy_mean": acc, "accuracy_std": 0.01, "auc": 0.99, "eer": 0.02, "far": 0.001,
+               "tar_at_far": {"0.01": 0.9, "0.001": 0.5}, "threshold": 0.33, "n_pairs": 1000, "roc_points": roc,
+               "report": f"evaluate/{m.replace(' ', '_')}/report.json"} for m, acc, roc in rows]
+    for row, acc in zip(ladder[:3], (0.0771, 0.0981, 0.0771)):
+        row.update(classification_accuracy=acc, classification_faces=450, classification_classes=62)
+    budget = BudgetSection(max_int8_accuracy_drop=0.5)
+    parity = {"int8": {"passed": True, "metrics": {}}}
+    return {"passed": False, "config": {"prepare": {"min_images_per_person": 20}, "evaluate": {"pairs": "p.txt"}},
+            "budget_checks": budget_checks(budget, ladder, parity, DeploySection(app=Path("app"))),
+            "ladder": ladder, "parity": parity,
+            "prepare": {"n_images": 13233, "n_faces": 3023, "n_rejected": 10210, "n_identities": 62,
+                        "reject_reasons": {"too few faces for --min-images-per-person": 10208, "no face detected": 2},
+                        "split_counts": {"train": 2101, "val": 461, "test": 461, "holdout": 0}},
+            "export": {"artifacts": {p: {"path": f"export/model_{p}.tflite", "size_bytes": 2**20, "min_runtime": "2.3.0",
+                                         "peak_rss_mib": 4167} for p in ("float32", "int8")}},
+            "deploy": {"variant": "int8", "asset": "app/src/main/assets/ftk_mobilefacenet_int8.tflite",
+                       "threshold": 0.271109, "threshold_source": "auto", "diff": "--- a\n+++ b",
+                       "runtime_verify": {"tensorflow_version": "2.12.0", "passed": True},
+                       "previous": {"model_files": ["mobile_face_net.tflite"], "threshold": 0.98}},
+            "stages": []}
+
+
+def test_the_html_report_says_why_it_failed_and_names_every_row(tmp_path):
+    """The top lists each budget line (limit, value, verdict); rows, rejects, splits and runtime say what they are."""
+    from toolkit.html_report import _distinct_curves, write_html_report
+
+    report = _synthetic_report()
+    run = tmp_path / "run"
+    (run / "evaluate" / "pytorch_(fine-tuned,_not_shipped)").mkdir(parents=True)
+    (run / "evaluate" / "pytorch_(fine-tuned,_not_shipped)" / "report.json").write_text("{}")
+    report["ladder"][1]["report"] = "evaluate/pytorch_(fine-tuned,_not_shipped)/report.json"
+    html = write_html_report(report, run / "report.html").read_text()
+    top = html[:html.index("Accuracy ladder")]
+    assert "FAIL: 1 of 2 budget lines fail" in top
+    assert "<td>verification accuracy int8 loses vs float32</td><td>&lt;= 0.5 points (budget.max_int8_accuracy_drop)" \
+           "</td><td>1.00 points (99.00 -&gt; 98.00 %)</td><td><span class=\"fail\">fail</span>" in top
+    assert "accuracy the app after deploy loses vs tflite int8" in top and "not measured" in top
+    assert "pytorch (start: pretrained)" in html and "pytorch (shipped: the start)" in html
+    assert "450 faces over 62 classes, chance 1.61 %" in html
+    assert "images of people with fewer than 20 usable faces (min_images_per_person)</td><td>10208" in html
+    assert "<th>train</th><th>val</th><th>test</th>" in html and "{&quot;train" not in html  # a table, not JSON
+    assert "pipeline RSS MiB" in html and "whole pipeline process" in html
+    assert "ran on TensorFlow Lite 2.12.0" in html  # the deploy's runtime check ran on the int8 file
+    assert "loads on 2.12.0</span> <span class=\"muted\">(inferred from op versions" in html  # float32: not run
+    before_diff = html.split("<details>")[0]
+    assert "ftk_mobilefacenet_int8.tflite</code></td><td>0.271109</td><td>calibrated by ftk evaluate" in before_diff
+    assert 'href="evaluate/pytorch_(fine-tuned,_not_shipped)/report.json"' in html and "%2C" not in html
+    # Identical curves are drawn once, under all their names; the app's own crop keeps its curve.
+    names = [[r["model"] for r in rows] for _, rows in _distinct_curves(report["ladder"])]
+    assert names == [["pytorch (start: pretrained)", "pytorch (shipped: the start)", "tflite float32"],
+                     ["pytorch (fine-tuned, not shipped)"], ["tflite int8"], ["app before deploy (int8)"]]

@@ -208,6 +208,50 @@ def test_weights_changed_after_export_fail(export_dir, ref_ckpt, faces_csv, tmp_
     assert "min_cosine" in json.loads((tmp_path / "model_float32.tflite.json").read_text())["failures"][0]
 
 
+def collapsed_checkpoint(source: Path, dest: Path) -> Path:
+    """``source`` with its last BatchNorm's scale near 0 and bias 1: every face maps to nearly (1, 1, ..., 1), the
+    way a 1-epoch InceptionResnetV1 gives cosines of ~0.99999 for every pair."""
+    import torch
+
+    from toolkit.checkpoint import load_checkpoint, save_checkpoint
+
+    loaded = load_checkpoint(source)
+    with torch.no_grad():
+        loaded.model.backbone.last_bn.weight.mul_(1e-3)
+        loaded.model.backbone.last_bn.bias.fill_(1.0)
+    save_checkpoint(dest, loaded.model, loaded.meta)
+    return dest
+
+
+def test_a_collapsed_reference_is_blamed_not_the_export():
+    """Nearly equal embeddings: int8-sized noise reorders neighbours; the report leads with the float model."""
+    from toolkit.parity import blame_collapsed_reference
+
+    rng = np.random.default_rng(0)
+    collapsed = rng.normal(size=16) + 1e-3 * rng.normal(size=(20, 16))
+    m = compare_embeddings(collapsed, collapsed + 1e-3 * rng.normal(size=collapsed.shape))  # int8-sized noise
+    failures = evaluate_tolerances(m, DEFAULT_TOLERANCES["int8"])
+    assert m.min_cosine > 0.9999 and any(f.startswith("nn_agreement") for f in failures)
+    warnings: list[str] = []
+    blamed = blame_collapsed_reference(collapsed, failures, warnings)
+    assert blamed[0].startswith("the float (PyTorch) model is degenerate, not the export: the embeddings have "
+                                "collapsed") and blamed[1:] == failures and warnings == []
+    # Nothing failed: still said, as a warning. Healthy embeddings: nothing added.
+    assert blame_collapsed_reference(collapsed, [], warnings) == [] and "degenerate" in warnings[0]
+    healthy = _unit(rng.normal(size=(20, 16)))
+    assert blame_collapsed_reference(healthy, failures, []) == failures
+
+
+def test_parity_check_names_a_collapsed_checkpoint(export_dir, ref_ckpt, faces_csv, tmp_path, capsys):
+    collapsed = collapsed_checkpoint(ref_ckpt, tmp_path / "collapsed.pt")
+    out = tmp_path / "parity.json"
+    code, stdout, err = run_cli(["parity-check", export_dir / "model_int8.tflite", "--checkpoint", collapsed,
+                                 "--images", faces_csv, "--out", out], capsys)
+    assert code == 1, stdout + err
+    assert "degenerate, not the export" in error_lines(err)[0]
+    assert json.loads(out.read_text())["failures"][0].startswith("the float (PyTorch) model is degenerate")
+
+
 def test_without_manifest_precision_comes_from_the_weights(export_dir, ref_ckpt, faces_csv, tmp_path):
     from toolkit.parity import guess_precision, parity_check
 

@@ -296,25 +296,37 @@ def format_csv(result: BenchResult) -> str:
 
 
 def write_plot(result: BenchResult, path: Path) -> None:
-    """Median latency bar per model x threads (x device), p90 as the error bar's top; PNG via the Agg backend."""
+    """Median latency bar per model x threads (x device), whiskers min..p90; PNG via the Agg backend.
+
+    Horizontal bars (long model names stay readable, one per line) on a log axis when the slowest is more than 20x
+    the fastest: PyTorch eager next to a small .tflite would otherwise flatten every other bar.
+    """
     from toolkit.constants import pyplot
 
     plt = pyplot()
 
     rows = [r for r in entry_rows(result) if r["median_ms"] is not None]
-    labels = [f"{r['model']}\n{r['device']} t={r['threads']}" for r in rows]
+    labels = [f"{r['model']} ({r['device']}, {r['threads']} thread{'s' if r['threads'] != 1 else ''})" for r in rows]
     medians = [r["median_ms"] for r in rows]
     upper = [max(0.0, (r["p90_ms"] or r["median_ms"]) - r["median_ms"]) for r in rows]
     lower = [max(0.0, r["median_ms"] - (r["min_ms"] if r["min_ms"] is not None else r["median_ms"])) for r in rows]
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(rows) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(rows)))
     colors = ["#4C72B0" if r["backend"] == "litert" else "#DD8452" if r["backend"] == "pytorch-eager" else "#55A868"
               for r in rows]
-    ax.bar(range(len(rows)), medians, yerr=[lower, upper], capsize=4, color=colors)
-    for i, m in enumerate(medians):
-        ax.annotate(f"{m:.2f}", (i, m), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
-    ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels(labels, fontsize=7)
-    ax.set_ylabel("latency per inference (ms)")
+    ax.barh(range(len(rows)), medians, xerr=[lower, upper], capsize=3, color=colors)
+    for i, r in enumerate(rows):
+        tip = r["p90_ms"] or r["median_ms"]
+        ax.annotate(f"{r['median_ms']:.2f} ms", (tip, i), textcoords="offset points", xytext=(4, 0), va="center",
+                    fontsize=8)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()  # in table order, top to bottom
+    if medians and max(medians) > 20 * max(min(medians), 1e-9):
+        ax.set_xscale("log")
+        ax.set_xlabel("latency per inference (ms, log scale)")
+    else:
+        ax.set_xlabel("latency per inference (ms)")
+    ax.margins(x=0.15)
     ax.set_title(f"ftk bench ({result.device}): median, whiskers min..p90")
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -19,15 +19,15 @@ from toolkit.commands.common import build_embedder_options, embedder_options, pi
 @click.option("--far", type=float, default=DEFAULT_FAR, show_default=True,
               help="False accept rate at which to recommend the cosine threshold.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
-              help="Report folder for report.json, roc.png, scores.png (default: <model stem>.eval/ beside the "
-                   "model, where deploy looks).")
+              help="Report folder for report.json, roc.png, scores.png (default: ./<model stem>.eval/ in the "
+                   "current folder, where deploy also looks).")
 @click.option("--limit-pairs", type=int, default=None, help="Use at most N pairs (half same, half different).")
 @pick_option("(LFW images are centred on the person.)")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True, help="Faces per embedding batch.")
 @click.option("--simulate-app", type=click.Choice(["before", "after"]), default=None,
               help="Crop as the Android app does: 'before' ftk deploy (its own box crop from a sensor frame rotated "
                    "90 degrees, simulated) or 'after' (the generated Kotlin preprocessor, run on the JVM). "
-                   "Report in <model stem>.app-<mode>.eval/.")
+                   "Report in ./<model stem>.app-<mode>.eval/.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report in the output folder.")
 @quiet_option()
@@ -71,13 +71,14 @@ def format_result(result) -> str:
             f"verification    {v.n_pairs} pairs ({v.n_same} same / {v.n_different} different), {v.n_folds} {folds}",
             f"  accuracy      {v.accuracy_mean:.2%} +- {v.accuracy_std:.2%} (threshold chosen on the other folds)",
             f"  AUC           {v.auc:.4f}",
-            f"  EER           {v.eer:.4f} (threshold {v.eer_threshold:.4f})",
+            f"  EER           {v.eer:.4f} (threshold {cosine(v.eer_threshold)})",
         ]
         for key in sorted(v.tar_at_far, key=float, reverse=True):
             note = "" if v.far_resolvable[key] else " (FAR below 1/n: above every impostor)"
-            lines.append(f"  TAR@FAR={key:<6} {v.tar_at_far[key]:.4f} (threshold {v.thresholds_at_far[key]:.4f}){note}")
-        lines.append(f"  recommended cosine threshold at FAR {v.far:g}: {v.threshold:.4f}; "
-                     f"best-accuracy threshold {v.best_threshold:.4f}")
+            lines.append(f"  TAR@FAR={key:<6} {v.tar_at_far[key]:.4f} (threshold {cosine(v.thresholds_at_far[key])})"
+                         f"{note}")
+        lines.append(f"  recommended cosine threshold at FAR {v.far:g}: {cosine(v.threshold)}; "
+                     f"best-accuracy threshold {cosine(v.best_threshold)}")
         if v.n_center_crop_fallbacks:
             lines.append(f"  no face found in {v.n_center_crop_fallbacks} of {v.n_images} images (centre-cropped)")
     for note in result.notes:
@@ -87,3 +88,8 @@ def format_result(result) -> str:
         lines.append(f"report          {result.report_path} (+ roc.png, scores.png)")
     lines.append(f"time            {result.seconds:.1f}s")
     return "\n".join(lines)
+
+
+def cosine(value: float) -> str:
+    """Four decimals, or six where four would round a threshold up to 1.0000 and hide how degenerate it is."""
+    return f"{value:.4f}" if value < 0.99995 else f"{value:.6f}"

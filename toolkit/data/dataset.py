@@ -86,7 +86,9 @@ def write_faces_csv(path: str | Path, records: list[FaceRecord], image_root: str
 def read_faces_csv(path: str | Path) -> list[FaceRecord]:
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"faces CSV not found: {path}", hint="create it with `ftk prepare IMAGE_DIR --out faces.csv`")
+        raise InputError(f"faces CSV not found: {path}",
+                         hint="create it with `ftk prepare IMAGE_DIR --out faces.csv`; the configs in train/configs/ "
+                              "read runs/data/lfw_faces.csv, which train/runs.sh makes from LFW")
     with open(path, newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         required = {"image_path", "person_name", "bbox", "split_type", "label"}

@@ -362,10 +362,10 @@ def plan_app_code(app, spec: ModelSpec, mode: str, asset_file: str, threshold: f
 def app_crop_cost(model_path: Path, spec: ModelSpec) -> str:
     """What keeping the app's own crop costs, from the evaluate reports of this exact file when they exist."""
     from toolkit.app_sim import APP_BEFORE, app_eval_dir
-    from toolkit.reports import REPORT_NAME, find_eval_report
+    from toolkit.reports import find_eval_report
 
     ours = find_eval_report(model_path)
-    app = find_eval_report(model_path, app_eval_dir(model_path, APP_BEFORE) / REPORT_NAME)
+    app = find_eval_report(model_path, folder=app_eval_dir(model_path, APP_BEFORE).name)
     head = f"the app keeps its own face crop (box, no margin), not the model's ({spec.crop})"
     a, b = (ours or {}).get("verification"), (app or {}).get("verification")
     if a and b and (a.get("pairs_file"), a.get("n_pairs")) == (b.get("pairs_file"), b.get("n_pairs")):

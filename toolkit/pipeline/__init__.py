@@ -22,7 +22,7 @@ from toolkit.pipeline.config import (
     PrepareSection, check_selection_pairs, choose_shipped, load_pipeline_config,
 )
 from toolkit.pipeline.run import (
-    PipelineResult, budget_failures, build_report, deploy_step, raise_on_budget, run_pipeline,
+    PipelineResult, budget_checks, budget_failures, build_report, deploy_step, raise_on_budget, run_pipeline,
 )
 from toolkit.pipeline.runner import (
     STAGE_FILE, STAGES, FileInput, FolderInput, InputHasher, RunContext, Stage, StageOutput, StageRecord, StageRunner,
@@ -32,8 +32,9 @@ from toolkit.pipeline.stages import STAGE_PLANS
 
 __all__ = [
     "STAGE_FILE", "STAGE_PLANS", "STAGES", "BenchSection", "BudgetSection", "DeploySection", "EvaluateSection",
-    "ExportSection", "FileInput", "FolderInput", "InputHasher", "ParitySection", "PipelineConfig", "PipelineResult",
-    "PrepareSection", "RunContext", "Stage", "StageOutput", "StageRecord", "StageRunner", "budget_failures",
-    "build_report", "check_force", "check_selection_pairs", "choose_shipped", "deploy_step", "folder_fingerprint",
-    "in_run", "load_pipeline_config", "raise_on_budget", "run_pipeline", "to_run_relative",
+    "ExportSection", "FileInput", "FolderInput", "InputHasher", "ParitySection", "PipelineConfig",
+    "PipelineResult", "PrepareSection", "RunContext", "Stage", "StageOutput", "StageRecord", "StageRunner",
+    "budget_checks", "budget_failures", "build_report", "check_force", "check_selection_pairs", "choose_shipped",
+    "deploy_step", "folder_fingerprint", "in_run", "load_pipeline_config", "raise_on_budget", "run_pipeline",
+    "to_run_relative",
 ]

@@ -97,7 +97,8 @@ def build_report(run: RunContext, deploy_result: dict[str, Any] | None, seconds:
 
     c, records = run.config, run.runner.records
     ladder = run.result("evaluate")["ladder"]
-    failures = budget_failures(c.budget, ladder, run.result("parity"), c.deploy)
+    checks = budget_checks(c.budget, ladder, run.result("parity"), c.deploy)
+    failures = [check["failure"] for check in checks if check["passed"] is False]
     report = {
         "format": "ftk.pipeline-report/1",
         "created_at": _now(),
@@ -107,6 +108,7 @@ def build_report(run: RunContext, deploy_result: dict[str, Any] | None, seconds:
         "run_dir": str(run.root),
         "passed": not failures,
         "budget": dataclasses.asdict(c.budget),
+        "budget_checks": checks,
         "budget_failures": failures,
         "stages": [{"name": r.name, "cached": r.cached, "seconds": round(r.seconds, 2), "key": r.key[:16]}
                    for r in records.values()],
@@ -124,29 +126,52 @@ def build_report(run: RunContext, deploy_result: dict[str, Any] | None, seconds:
     return to_run_relative(report, run.root)
 
 
-def budget_failures(budget: BudgetSection, ladder: list[dict[str, Any]], parity: dict[str, Any],
-                    deploy: DeploySection | None = None) -> list[str]:
-    failures = []
+def budget_checks(budget: BudgetSection, ladder: list[dict[str, Any]], parity: dict[str, Any] | None,
+                  deploy: DeploySection | None = None) -> list[dict[str, Any]]:
+    """Each budget line as the report shows it: what, its limit, the measured value, passed (None: not measured or
+    not required, which fails nothing) and, when it failed, the one-line failure."""
     by_model = {row["model"]: row for row in ladder}
+    checks = []
     if deploy is not None:
-        shipped = by_model.get(f"tflite {deploy.variant}")
-        after = by_model.get(f"app after deploy ({deploy.variant})")
-        if shipped and after and "accuracy_mean" in shipped and "accuracy_mean" in after:
-            drop = 100 * (shipped["accuracy_mean"] - after["accuracy_mean"])
-            if drop > budget.max_app_after_drop:
-                failures.append(f"the app after deploy loses {drop:.2f} points vs tflite {deploy.variant} "
-                                f"(budget {budget.max_app_after_drop})")
-    f32, i8 = by_model.get("tflite float32"), by_model.get("tflite int8")
-    if f32 and i8 and "accuracy_mean" in f32 and "accuracy_mean" in i8:
-        drop = 100 * (f32["accuracy_mean"] - i8["accuracy_mean"])
-        if drop > budget.max_int8_accuracy_drop:
-            failures.append(f"int8 loses {drop:.2f} points of verification accuracy vs float32 "
-                            f"(budget {budget.max_int8_accuracy_drop})")
-    if budget.require_parity:
-        for precision, rep in parity.items():
-            if not rep.get("passed"):
-                failures.append(f"parity {precision} failed: {'; '.join(rep.get('failures', []))}")
-    return failures
+        variant = deploy.variant
+        checks.append(_drop_check(f"accuracy the app after deploy loses vs tflite {variant}",
+                                  by_model.get(f"tflite {variant}"), by_model.get(f"app after deploy ({variant})"),
+                                  budget.max_app_after_drop, "budget.max_app_after_drop",
+                                  f"the app after deploy loses {{drop:.2f}} points vs tflite {variant}"))
+    checks.append(_drop_check("verification accuracy int8 loses vs float32", by_model.get("tflite float32"),
+                              by_model.get("tflite int8"), budget.max_int8_accuracy_drop,
+                              "budget.max_int8_accuracy_drop",
+                              "int8 loses {drop:.2f} points of verification accuracy vs float32"))
+    for precision, rep in (parity or {}).items():
+        verdict = "pass" if rep.get("passed") else "fail: " + "; ".join(rep.get("failures", []))
+        failed = budget.require_parity and not rep.get("passed")
+        checks.append({"check": f"parity {precision} (TFLite vs PyTorch within tolerance)",
+                       "limit": "must pass (budget.require_parity)" if budget.require_parity
+                       else "not required (budget.require_parity: false)",
+                       "value": verdict, "passed": (not failed) if budget.require_parity else None,
+                       "failure": f"parity {precision} failed: {'; '.join(rep.get('failures', []))}" if failed
+                       else None})
+    return checks
+
+
+def _drop_check(what: str, reference: dict[str, Any] | None, measured: dict[str, Any] | None, limit: float,
+                key: str, failure: str) -> dict[str, Any]:
+    """A budget line on the accuracy points ``measured`` loses vs ``reference`` (not measured: a row is missing)."""
+    check: dict[str, Any] = {"check": what, "limit": f"<= {limit:g} points ({key})", "value": "not measured",
+                             "passed": None, "failure": None}
+    if not (reference and measured and "accuracy_mean" in reference and "accuracy_mean" in measured):
+        return check
+    drop = 100 * (reference["accuracy_mean"] - measured["accuracy_mean"])
+    check.update(value=f"{drop:.2f} points ({100 * reference['accuracy_mean']:.2f} -> "
+                       f"{100 * measured['accuracy_mean']:.2f} %)", passed=drop <= limit)
+    if not check["passed"]:
+        check["failure"] = failure.format(drop=drop) + f" (budget {limit})"
+    return check
+
+
+def budget_failures(budget: BudgetSection, ladder: list[dict[str, Any]], parity: dict[str, Any] | None,
+                    deploy: DeploySection | None = None) -> list[str]:
+    return [c["failure"] for c in budget_checks(budget, ladder, parity, deploy) if c["passed"] is False]
 
 
 def _fresh_app_copy(source: Path, target: Path) -> Path:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any, Callable
 
+from toolkit.app_sim import app_eval_dir
 from toolkit.config import to_plain
 from toolkit.constants import PARITY_SAMPLE_NAME
 from toolkit.errors import DependencyError
 from toolkit.io import write_json_atomic
 from toolkit.pipeline.config import _train_config, choose_shipped
 from toolkit.pipeline.runner import FileInput, FolderInput, RunContext, Stage, StageOutput, _file, to_run_relative
+from toolkit.reports import default_eval_dir
 
 log = logging.getLogger("toolkit.pipeline")  # one logger for the pipeline: log lines keep the name they always had
 
@@ -144,7 +147,8 @@ def parity_stage(run: RunContext) -> Stage:
     sample = next(iter(artifacts.values())).with_name(PARITY_SAMPLE_NAME) if artifacts else None
     held_out = sample is not None and sample.is_file()
     # Decisions are compared at the threshold the app will use: the one calibrated for the float model.
-    threshold = next((row.get("threshold") for row in run.result("evaluate")["ladder"] if row["model"] == "pytorch"),
+    shipped = shipped_label(run)
+    threshold = next((row.get("threshold") for row in run.result("evaluate")["ladder"] if row["model"] == shipped),
                      None)
 
     def work(folder: Path) -> StageOutput:
@@ -187,16 +191,30 @@ STAGE_PLANS: tuple[Callable[[RunContext], Stage | None], ...] = (
     prepare_stage, base_stage, train_stage, select_stage, export_stage, evaluate_stage, parity_stage, bench_stage)
 
 
+def _start_origin(run: RunContext) -> str:
+    return "pretrained" if run.config.weights else "random init"
+
+
 def _ladder_models(run: RunContext) -> list[tuple[str, Path, str | None]]:
+    """(label, model, app mode) per PyTorch and TFLite rung. The PyTorch rows say which weights they hold: the start
+    (pretrained or random init), the fine-tuned model when it does not ship, and what ships (and what that is)."""
     models: list[tuple[str, Path, str | None]] = []
+    start = _start_origin(run)
     if run.fine_tuned is not None:
         if run.config.evaluate.pytorch_baseline:
-            models.append(("pytorch (start)", run.start, None))
+            models.append((f"pytorch (start: {start})", run.start, None))
         if run.shipped != run.fine_tuned:
             models.append(("pytorch (fine-tuned, not shipped)", run.fine_tuned, None))
-    models.append(("pytorch", run.shipped, None))
+    models.append((shipped_label(run), run.shipped, None))
     artifacts = run.artifacts
     return models + [(f"tflite {p}", artifacts[p], None) for p in ("float32", "int8") if p in artifacts]
+
+
+def shipped_label(run: RunContext) -> str:
+    """The ladder's name for the checkpoint the TFLite files are exported from."""
+    if run.fine_tuned is None:
+        return f"pytorch (shipped: {_start_origin(run)})"
+    return "pytorch (shipped: fine-tuned)" if run.shipped == run.fine_tuned else "pytorch (shipped: the start)"
 
 
 def _app_rungs(run: RunContext) -> list[tuple[str, Path, str | None]]:
@@ -212,9 +230,11 @@ def _evaluate_rung(run: RunContext, label: str, model_path: Path, simulate_app: 
     from toolkit.evaluate import evaluate_model_file
 
     e = run.config.evaluate
-    # TFLite reports go beside the model (<stem>.eval/) so `ftk deploy --threshold auto` finds them.
-    slug = label.replace(" ", "_").replace("(", "").replace(")", "")
-    out = None if model_path.suffix == ".tflite" else folder / slug
+    if model_path.suffix != ".tflite":
+        slug = re.sub(r"[^A-Za-z0-9.-]+", "_", label).strip("_")  # a plain folder name: no comma, colon or space
+        out = folder / slug
+    else:  # beside the model, inside the run (<stem>.eval/): where `ftk deploy --threshold auto` looks
+        out = default_eval_dir(model_path) if simulate_app is None else app_eval_dir(model_path, simulate_app)
     try:
         res = evaluate_model_file(model_path, pairs=e.pairs, data=run.data_dir,
                                   csv=None if simulate_app else classify_csv, far=e.far, limit_pairs=e.limit_pairs,
@@ -239,5 +259,7 @@ def _ladder_row(label: str, model_path: Path, res: Any) -> dict[str, Any]:
                     "tar_at_far": v.tar_at_far, "threshold": v.threshold, "far": v.far, "n_pairs": v.n_pairs,
                     "roc_points": v.roc_points})
     if res.classification is not None:
-        row["classification_accuracy"] = res.classification.accuracy
+        c = res.classification
+        row.update({"classification_accuracy": c.accuracy, "classification_faces": c.n_faces,
+                    "classification_classes": c.n_classes})
     return row
