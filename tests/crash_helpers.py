@@ -6,6 +6,7 @@ import hashlib
 import os
 import signal
 import stat
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -33,7 +34,9 @@ def run_hit_at(step: int, fault: str, action: Callable[[], object]) -> tuple[str
     before it; "interrupt": KeyboardInterrupt just after it; step 0: no fault). ("killed" | "exit <code>", the
     number of steps the child ran)."""
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    with warnings.catch_warnings():  # JAX warns on any fork once loaded; the child runs only ftk's file code
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         code = 3
         try:

@@ -4,12 +4,18 @@ no next run); files of the user's beside them are kept."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from tests.crash_helpers import file_tree, run_hit_at
 from toolkit.install import finish_interrupted, staged_install
+from toolkit.io import sha256_file
 
 PREFIX = ".ftk-export."
 OUTPUTS = ["model_float32.tflite", "model_int8.tflite", "parity_faces.npz", "manifest.json"]
@@ -97,3 +103,57 @@ def test_an_older_ftk_s_temps_are_removed_and_a_planted_plan_moves_nothing_out(t
     assert len(done) == 3 and leftovers(dest) == []
     assert file_tree(dest) == {k: v for k, v in before.items() if not k.startswith(".")}
     assert not (tmp_path / "escape").exists() and (tmp_path / "victim").read_text() == "kept"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the real `ftk export`, killed, then run again
+# ----------------------------------------------------------------------------------------------------------------
+KILL_AFTER_RENAME = ("import os, signal, sys\n"
+                     "real = os.replace\n"
+                     "def replace(src, dst, **kw):\n"
+                     "    real(src, dst, **kw)\n"
+                     "    if str(dst).endswith(os.environ['KILL_AFTER_RENAME_TO']): os.kill(os.getpid(), signal.SIGKILL)\n"
+                     "os.replace = replace\n"
+                     "from toolkit.cli import main\n"
+                     "main(sys.argv[1:])\n")
+
+
+def ftk(*args: str, driver: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    head = ["-c", driver] if driver else ["-m", "toolkit.cli"]
+    return subprocess.run([sys.executable, *head, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def work_folders(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if p.name.startswith(PREFIX))
+
+
+def manifest_matches_models(out: Path) -> bool:
+    manifest = json.loads((out / "manifest.json").read_text())
+    return all(sha256_file(out / name) == entry["sha256"] for name, entry in manifest["artifacts"].items())
+
+
+def test_killed_ftk_exports_are_cleaned_or_finished_by_the_next_one(ref_ckpt, tmp_path):
+    """Run 1 is killed before its install committed (as the manifest lands in the work folder); run 2 removes that
+    work folder, needs no --overwrite, and is killed after the first rename of its install; run 3 completes that
+    install (then needs --overwrite, as after any export). No temp is left, and the manifest matches the models."""
+    out = tmp_path / "out"
+    out.mkdir()
+    first = ftk("export", str(ref_ckpt), "--out", str(out), driver=KILL_AFTER_RENAME,
+                env={"KILL_AFTER_RENAME_TO": "/manifest.json"})
+    assert first.returncode == -signal.SIGKILL, first.stderr[-2000:]
+    (uncommitted,) = work_folders(out)
+
+    second = ftk("export", str(ref_ckpt), "--out", str(out), driver=KILL_AFTER_RENAME,
+                 env={"KILL_AFTER_RENAME_TO": str(out / "model_float32.tflite")})
+    assert second.returncode == -signal.SIGKILL, second.stderr[-2000:]
+    assert f"removed {uncommitted}, left by an interrupted run" in second.stderr
+    (committed,) = work_folders(out)
+    assert committed != uncommitted and (out / "model_float32.tflite").is_file()
+    assert not (out / "manifest.json").exists()  # what a kill here used to leave for good
+
+    third = ftk("export", str(ref_ckpt), "--out", str(out))
+    assert f"completed the install of an interrupted run ({committed})" in third.stderr, third.stderr
+    assert third.returncode == 2 and "already exists" in third.stderr
+    assert leftovers(out) == [] and manifest_matches_models(out)
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model_float32.tflite"]

@@ -87,3 +87,13 @@ def test_a_bad_wait_value_is_an_input_error(tmp_path, holder, monkeypatch):
     with pytest.raises(InputError, match="FTK_LOCK_WAIT='soon' is not a number"):
         with exclusive(tmp_path, "the run folder"):
             pass
+
+
+def test_second_export_into_the_same_folder_exits_2(tmp_path, holder, ref_ckpt):
+    out = tmp_path / "export"
+    first = holder(out, "the export folder")
+    result = subprocess.run([sys.executable, "-m", "toolkit.cli", "export", str(ref_ckpt), "--out", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2, result.stderr
+    assert f"the export folder {out} is in use by pid {first.pid}" in result.stderr.strip().splitlines()[-1]
+    assert not out.exists()  # nothing written

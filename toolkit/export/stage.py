@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -31,7 +30,9 @@ from toolkit.export.int8 import float_ops_of, quantised_kept_layers, quantize_in
 from toolkit.export.manifest_writer import _artifact, _make_readable, build_manifest, finalize_export
 from toolkit.export.monitoring import PeakRss, process_peak_rss
 from toolkit.export.results import ArtifactResult, ExportFailed, ExportResult
-from toolkit.io import atomic_path, check_outputs_free, ensure_writable_dir
+from toolkit.install import finish_interrupted, staged_install
+from toolkit.io import check_outputs_free, ensure_writable_dir
+from toolkit.locks import exclusive
 from toolkit.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("toolkit.export")  # one logger for the stage: log lines keep the name they always had
 
 
+WORK_PREFIX = ".ftk-export."  # the work folder in the export folder: .ftk-export.<x>.tmp/
 ARTIFACT_NAMES = {"float32": "model_float32.tflite", "int8": "model_int8.tflite",
                   "float16": "model_float16.tflite"}
 QUANTIZE_CHOICES = ("int8", "float16")
@@ -132,35 +134,22 @@ def export_model(
     outputs = {p: out_dir / ARTIFACT_NAMES[p] for p in precisions}
     manifest_path = out_dir / MANIFEST_NAME
     created_dir = not out_dir.exists()
-    check_outputs_free([*outputs.values(), manifest_path] + ([out_dir / SAMPLE_NAME] if int8 else []), overwrite)
-
-    try:
-        t0 = time.perf_counter()
-        loaded = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
-        load_seconds = time.perf_counter() - t0
-        ensure_writable_dir(out_dir)
-        calibration_plan = CalibrationPlan(calibration, calibration_limit, seed, pick, parity_faces)
-        result = _export_loaded(loaded, out_dir, outputs, manifest_path, calibration_plan, input_size, progress,
-                                tuple(keep_float), calibration_batch, load_seconds)
-    except BaseException:
-        # Leave nothing behind: a folder this call created and that is still empty goes too.
-        if created_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
-            out_dir.rmdir()
-        raise
-
-    # With --overwrite, an artifact from an earlier export that this one did not produce would no longer match the
-    # manifest beside it: remove it rather than leave a folder that contradicts itself.
-    for precision, name in ARTIFACT_NAMES.items():
-        stale = out_dir / name
-        if precision not in outputs and stale.exists():
-            stale.unlink()
-            result.removed_stale.append(str(stale))
-            log.warning("removed %s from an earlier export (not part of this one)", stale)
-    stale_sample = out_dir / SAMPLE_NAME
-    if "parity_sample" not in result.manifest and stale_sample.exists():
-        stale_sample.unlink()
-        result.removed_stale.append(str(stale_sample))
-        log.warning("removed %s from an earlier export (this one recorded no parity sample)", stale_sample)
+    with exclusive(out_dir, "the export folder"):  # one export into a folder at a time
+        finish_interrupted(out_dir, WORK_PREFIX, [*ARTIFACT_NAMES.values(), MANIFEST_NAME, SAMPLE_NAME])
+        check_outputs_free([*outputs.values(), manifest_path] + ([out_dir / SAMPLE_NAME] if int8 else []), overwrite)
+        try:
+            t0 = time.perf_counter()
+            loaded = checkpoint if isinstance(checkpoint, LoadedCheckpoint) else load_checkpoint(checkpoint)
+            load_seconds = time.perf_counter() - t0
+            ensure_writable_dir(out_dir)
+            calibration_plan = CalibrationPlan(calibration, calibration_limit, seed, pick, parity_faces)
+            result = _export_loaded(loaded, out_dir, outputs, manifest_path, calibration_plan, input_size, progress,
+                                    tuple(keep_float), calibration_batch, load_seconds)
+        except BaseException:
+            # Leave nothing behind: a folder this call created and that is still empty goes too.
+            if created_dir and out_dir.is_dir() and not any(out_dir.iterdir()):
+                out_dir.rmdir()
+            raise
     result.total_seconds = time.perf_counter() - started
     result.process_peak_rss_bytes = process_peak_rss()
     return result
@@ -183,12 +172,9 @@ def _disk_full(exc: BaseException, folder: Path) -> bool:
 def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str, Path], manifest_path: Path,
                    calibration: CalibrationPlan, input_size: int | None, progress: bool,
                    keep_float: tuple[str, ...], calibration_batch: int, load_seconds: float) -> ExportResult:
-    import shutil
-    import tempfile
-
     import torch
 
-    from toolkit.io import check_free_space, no_space_error, write_json_atomic
+    from toolkit.io import check_free_space, disk_full_is_input_error, no_space_error, write_json_atomic
     from toolkit.models.face_model import EmbeddingModel
     from toolkit.reference import synthetic_inputs
 
@@ -237,47 +223,52 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
                  fold["residual_scales"], fold["final_batchnorm"], fold["max_abs_diff"])
 
     artifacts: dict[str, ArtifactResult] = {}
-    work = Path(tempfile.mkdtemp(prefix=".ftk-export.", suffix=".tmp", dir=out_dir))
-    try:
-        with contextlib.ExitStack() as stack:
-            # Entered first, so it is renamed last: the manifest never points at a file that is not there yet.
-            manifest_tmp = stack.enter_context(atomic_path(manifest_path))
-            tmp_paths = {p: work / ARTIFACT_NAMES[p] for p in outputs}
-            try:
-                artifacts = _convert_all(folded, sample, spec, outputs, tmp_paths, faces, progress, keep_float,
-                                         calibration_batch, calibration_info, fold)
-            except ToolkitError as exc:
-                if isinstance(exc, ExportFailed) and _disk_full(exc, out_dir):
-                    raise no_space_error(out_dir) from None
-                raise
-            except OSError as exc:
-                if _disk_full(exc, out_dir):
-                    raise no_space_error(out_dir) from None
-                raise
-            for art in artifacts.values():
-                stages["convert"] = stages.get("convert", 0.0) + art.info["export_stages"]["convert"]
-                stages["check"] = stages.get("check", 0.0) + art.info["export_stages"]["check"]
-                if "calibrate" in art.info["export_stages"]:
-                    stages["calibrate"] = art.info["export_stages"]["calibrate"]
-            export_info = {"stages_seconds": {k: round(v, 2) for k, v in stages.items()},
-                           "calibration_batch": calibration_batch if faces is not None else None}
-            manifest = build_manifest(loaded, spec, artifacts, export_info, out_dir)
-            source = calibration_info["source"] if calibration_info else None
-            sample_tmp = _stage_parity_sample(manifest, held_out, work, source)
-            finalize_export(manifest, artifacts, tmp_paths)  # contract into each .tflite, then its final sha256 and size
-            write_json_atomic(manifest_tmp, manifest)
-            _make_readable(manifest_tmp)
-            for precision, art in artifacts.items():  # into place; the manifest follows when the stack closes
-                os.replace(tmp_paths[precision], outputs[precision])
-            if sample_tmp is not None:
-                os.replace(sample_tmp, out_dir / SAMPLE_NAME)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    # Every output is built in a work folder and installed as one step, the manifest last (toolkit.install).
+    with disk_full_is_input_error(out_dir), staged_install(out_dir, WORK_PREFIX, last=MANIFEST_NAME) as staging:
+        work = staging.folder
+        tmp_paths = {p: work / ARTIFACT_NAMES[p] for p in outputs}
+        try:
+            artifacts = _convert_all(folded, sample, spec, outputs, tmp_paths, faces, progress, keep_float,
+                                     calibration_batch, calibration_info, fold)
+        except ToolkitError as exc:
+            if isinstance(exc, ExportFailed) and _disk_full(exc, out_dir):
+                raise no_space_error(out_dir) from None
+            raise
+        except OSError as exc:
+            if _disk_full(exc, out_dir):
+                raise no_space_error(out_dir) from None
+            raise
+        for art in artifacts.values():
+            stages["convert"] = stages.get("convert", 0.0) + art.info["export_stages"]["convert"]
+            stages["check"] = stages.get("check", 0.0) + art.info["export_stages"]["check"]
+            if "calibrate" in art.info["export_stages"]:
+                stages["calibrate"] = art.info["export_stages"]["calibrate"]
+        export_info = {"stages_seconds": {k: round(v, 2) for k, v in stages.items()},
+                       "calibration_batch": calibration_batch if faces is not None else None}
+        manifest = build_manifest(loaded, spec, artifacts, export_info, out_dir)
+        source = calibration_info["source"] if calibration_info else None
+        _stage_parity_sample(manifest, held_out, work, source)
+        finalize_export(manifest, artifacts, tmp_paths)  # contract into each .tflite, then its final sha256 and size
+        write_json_atomic(work / MANIFEST_NAME, manifest)
+        _make_readable(work / MANIFEST_NAME)
+        staging.remove += _stale_outputs(out_dir, outputs, manifest)
     for precision, art in artifacts.items():
         log.info("wrote %s (%.2f MiB, %.1f s)", art.path, art.size_bytes / 2**20, art.seconds)
+    for name in staging.remove:
+        log.warning("removed %s from an earlier export (not part of this one)", out_dir / name)
     return ExportResult(out_dir=out_dir, manifest_path=manifest_path, spec=spec, artifacts=artifacts,
                         manifest=manifest, calibration_faces=0 if faces is None else len(faces),
-                        folded_blocks=fold["residual_scales"], stages=stages)
+                        folded_blocks=fold["residual_scales"], stages=stages,
+                        removed_stale=[str(out_dir / name) for name in staging.remove])
+
+
+def _stale_outputs(out_dir: Path, outputs: dict[str, Path], manifest: dict[str, Any]) -> list[str]:
+    """With --overwrite, outputs of an earlier export that this one does not produce would contradict the manifest
+    beside them: the install removes them (an artifact of another precision, a parity sample it did not record)."""
+    stale = [name for precision, name in ARTIFACT_NAMES.items() if precision not in outputs]
+    if "parity_sample" not in manifest:
+        stale.append(SAMPLE_NAME)
+    return [name for name in stale if os.path.lexists(out_dir / name)]
 
 
 def _stage_parity_sample(manifest: dict[str, Any], held_out, work: Path, source) -> Path | None:
