@@ -234,6 +234,7 @@ SLOW_FILES_FIRST = [
     "deploy/test_kotlin_preprocessor.py",  # ~53 s: kotlinc + 1600 crops on the JVM
     "unit/test_export.py",  # ~52 s
     "unit/test_train.py",  # ~46 s
+    "unit/test_docs_commands.py",  # ~40 s: every command the docs show
     "integration/test_pipeline.py",  # ~38 s
     "deploy/test_contract_metadata.py",  # ~26 s: TensorFlow 2.12 in its venv
 ]

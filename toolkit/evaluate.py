@@ -16,6 +16,7 @@ match read for the cosine threshold calibrated for exactly this model file.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import os
 import time
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from toolkit.constants import DEFAULT_FAR, DEFAULT_PICK
-from toolkit.errors import InputError
+from toolkit.errors import InputError, OutputExistsError
 from toolkit.io import check_outputs_free, check_writable_location, write_json_atomic
 from toolkit.metrics import DEFAULT_FARS, DEGENERATE_THRESHOLD, embedding_collapse, far_key, verification_metrics
 from toolkit.reports import REPORT_NAME, working_eval_dir
@@ -297,6 +298,7 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
         # In the current folder, never beside the model: the user did not point --out at the model's folder.
         out_dir = working_eval_dir(model_path) if simulate_app is None else \
             Path.cwd() / app_eval_dir(model_path, simulate_app).name
+        check_not_another_models(Path(out_dir), embedder.model_sha256, overwrite)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         check_outputs_free([out / REPORT_NAME, out / ROC_NAME, out / HISTOGRAM_NAME], overwrite)
@@ -345,6 +347,22 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
     if out is not None:
         _write_outputs(result, out, scores, same)
     return result
+
+
+def check_not_another_models(out: Path, model_sha256: str, overwrite: bool) -> None:
+    """The default report folder (named after the model file's stem) may hold another file's report, e.g. of
+    runs/a/best.pt when this is runs/b/best.pt: say so, rather than only that the output exists."""
+    existing = out / REPORT_NAME
+    if overwrite or not existing.is_file():
+        return
+    try:
+        other = json.loads(existing.read_text()).get("model_sha256")
+    except (OSError, ValueError):
+        return
+    if other and other != model_sha256:
+        raise OutputExistsError(f"{out} holds the report of another model file with the same name "
+                                f"(sha256 {str(other)[:12]})", hint="pass --out DIR for this one, or --overwrite to "
+                                                                    "replace that report")
 
 
 def degenerate_scores(v: VerificationResult, scores, same) -> list[str]:

@@ -255,3 +255,21 @@ def test_collapsed_embeddings_are_flagged(pairs_setup, tiny_checkpoint, tmp_path
     healthy = evaluate_model_file(tiny_checkpoint, pairs=pairs_setup["pairs"], data=pairs_setup["data"],
                                   out_dir=tmp_path / "healthy", progress=False)
     assert healthy.warnings == []
+
+
+def test_another_file_of_the_same_name_does_not_replace_its_report(pairs_setup, tiny_checkpoint, tmp_path,
+                                                                   monkeypatch):
+    """runs/a/best.pt then runs/b/best.pt from one folder: both default to ./best.eval/; the second is refused with
+    a reason and a way out, not silently mixed up with the first."""
+    from tests.unit.test_parity import collapsed_checkpoint
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shutil.copyfile(tiny_checkpoint, tmp_path / "a" / "best.pt")
+    other = collapsed_checkpoint(tiny_checkpoint, tmp_path / "b" / "best.pt")
+    monkeypatch.chdir(tmp_path)
+    kwargs = dict(pairs=pairs_setup["pairs"], data=pairs_setup["data"], progress=False)
+    evaluate_model_file(tmp_path / "a" / "best.pt", **kwargs)
+    with pytest.raises(OutputExistsError, match="holds the report of another model file .* --out DIR"):
+        evaluate_model_file(other, **kwargs)
+    assert evaluate_model_file(other, out_dir=tmp_path / "b.eval", **kwargs).report_path.is_file()

@@ -235,6 +235,32 @@ def test_exclude_identities_from_pairs_file(synthetic_csv, tmp_path):
         train(too_strict, progress=False)
 
 
+def test_min_images_counts_as_prepare_does_and_names_who_is_dropped(tmp_path, caplog):
+    """prepare keeps people by their faces before its split; train counts the same way (a person with 5 faces split
+    3/1/1 is trained on at min_images_per_person 5) and says who it leaves out, and why."""
+    import logging
+
+    from toolkit.data.dataset import FaceRecord, write_faces_csv
+    from toolkit.train.data import select_records
+
+    splits = {"a": "train train train val test", "b": "train train train train val test", "c": "train train val",
+              "d": "holdout holdout holdout holdout holdout", "e": "train train train val test"}
+    records = [FaceRecord(f"p_{who}/{k}.jpg", f"p_{who}", (0, 0, 8, 8), split, -1 if split == "holdout" else 0)
+               for who, row in splits.items() for k, split in enumerate(row.split())]
+    write_faces_csv(tmp_path / "faces.csv", records, tmp_path, ["p_a", "p_b", "p_c", "p_e"])
+    (tmp_path / "pairs.txt").write_text("p_e\t1\t2\np_e\t1\tsomeone_else\t1\n")
+    config = tiny_config(tmp_path / "faces.csv", tmp_path / "run")
+    config = replace(config, data=replace(config.data, min_images_per_person=5,
+                                          exclude_identities_from=tmp_path / "pairs.txt"))
+    with caplog.at_level(logging.INFO, logger="toolkit.train"):
+        train_rows, val_rows, names, excluded = select_records(config)
+    assert names == ["p_a", "p_b"] and (len(train_rows), len(val_rows), excluded) == (7, 2, 1)
+    said = caplog.text
+    assert "not trained on 1 identities, fewer than data.min_images_per_person = 5 faces in the CSV: p_c" in said
+    assert "not trained on 1 identities, no 'train' rows (held out by ftk prepare): p_d" in said
+    assert "not trained on 1 identities, named in an exclude_identities_from pairs file: p_e" in said
+
+
 def _closed_loopback_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -302,7 +328,7 @@ def test_cli_trains_from_a_config_file(synthetic_csv, tmp_path):
            "--device", "cpu"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "trained 1 epochs (4 identities" in proc.stdout
+    assert "trained 1 epoch (4 identities" in proc.stdout
     assert (tmp_path / "run" / "last.pt").is_file()
     again = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert again.returncode == 2 and "already holds a training run" in again.stderr

@@ -34,7 +34,8 @@ class DataConfig:
     image_root: Path | None = None
     # LFW pairs file(s): identities named there are dropped from training (leak-free evaluation on those pairs).
     exclude_identities_from: Path | list[Path] | None = None
-    # Identities with fewer images (train + val, after exclusion) are dropped.
+    # Identities with fewer faces in the CSV (all its splits, as `ftk prepare --min-images-per-person` counts them)
+    # are dropped; who is dropped and why is logged.
     min_images_per_person: int = 2
     # Cap on training images per identity (seeded pick), so a few people do not dominate; null: no cap.
     max_images_per_person: int | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,7 +45,11 @@ class TrainData:
 
 
 def select_records(config: TrainConfig) -> tuple[list["FaceRecord"], list["FaceRecord"], list[str], int]:
-    """Train and val records after identity exclusion and the per-person filters; labels re-indexed 0..C-1."""
+    """Train and val records after identity exclusion and the per-person filters; labels re-indexed 0..C-1.
+
+    Faces per person are counted over every row of the CSV, as ``ftk prepare --min-images-per-person`` counts them
+    (before its split): a person prepare kept with 20 faces is not dropped here for having 17 of them in train + val.
+    Who is left out, and why, is logged (:func:`dropped_people`)."""
     import random
 
     from toolkit.data.dataset import read_faces_csv
@@ -58,19 +63,15 @@ def select_records(config: TrainConfig) -> tuple[list["FaceRecord"], list["FaceR
     if pairs_files is not None:
         for p in pairs_files if isinstance(pairs_files, list) else [pairs_files]:
             excluded |= identities_in_pairs(p)
-    splits = (d.train_split, d.val_split)
     present = {r.person_name for r in records}
-    kept = [r for r in records if r.split_type in splits and r.person_name not in excluded]
-    counts: dict[str, int] = {}
-    for r in kept:
-        counts[r.person_name] = counts.get(r.person_name, 0) + 1
-    people = {p for p, c in counts.items() if c >= d.min_images_per_person}
-    train = [r for r in kept if r.split_type == d.train_split and r.person_name in people]
+    dropped = dropped_people(records, excluded, d.min_images_per_person, d.train_split)
+    _log_dropped(dropped)
+    train = [r for r in records if r.split_type == d.train_split and r.person_name not in dropped]
     class_names = sorted({r.person_name for r in train})
     if len(class_names) < 2:
         raise NoFacesError(
             f"{d.faces_csv}: {len(class_names)} identities left for training (split {d.train_split!r}, "
-            f">= {d.min_images_per_person} images each, {len(present & excluded)} excluded by pairs files); need >= 2",
+            f">= {d.min_images_per_person} faces each, {len(present & excluded)} excluded by pairs files); need >= 2",
             hint="lower data.min_images_per_person or use a folder with more people",
         )
     if d.max_images_per_person is not None:
@@ -82,10 +83,37 @@ def select_records(config: TrainConfig) -> tuple[list["FaceRecord"], list["FaceR
                         for r in (rng.sample(rs, d.max_images_per_person) if len(rs) > d.max_images_per_person else rs)),
                        key=lambda r: r.image_path)
     label_of = {name: i for i, name in enumerate(class_names)}
-    val = [r for r in kept if r.split_type == d.val_split and r.person_name in label_of]
+    val = [r for r in records if r.split_type == d.val_split and r.person_name in label_of]
     train = [replace(r, label=label_of[r.person_name]) for r in train]
     val = [replace(r, label=label_of[r.person_name]) for r in val]
     return train, val, class_names, len(present & excluded)
+
+
+def dropped_people(records: list["FaceRecord"], excluded: set[str], min_images: int,
+                   train_split: str = "train") -> dict[str, str]:
+    """Person -> why they are not trained on: named in a pairs file, fewer faces in the CSV (all splits, as
+    prepare counts) than ``min_images``, or no row in the train split (prepare's identity hold-out)."""
+    faces = Counter(r.person_name for r in records)
+    in_train = {r.person_name for r in records if r.split_type == train_split}
+    dropped = {}
+    for name in sorted(faces):
+        if name in excluded:
+            dropped[name] = "named in an exclude_identities_from pairs file"
+        elif faces[name] < min_images:
+            dropped[name] = f"fewer than data.min_images_per_person = {min_images} faces in the CSV"
+        elif name not in in_train:
+            dropped[name] = f"no {train_split!r} rows (held out by ftk prepare)"
+    return dropped
+
+
+def _log_dropped(dropped: dict[str, str]) -> None:
+    """One line per reason, naming the people it drops (the first ten)."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in dropped.items():
+        by_reason.setdefault(why, []).append(name)
+    for why, names in by_reason.items():
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        log.info("not trained on %d identities, %s: %s", len(names), why, shown)
 
 
 def load_train_data(config: TrainConfig, spec: "ModelSpec", run_dir: Path, progress: bool = True,
