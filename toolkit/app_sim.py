@@ -39,6 +39,22 @@ DESCRIPTIONS = {
 }
 
 
+APP_CODE_DESCRIPTION = ("app after deploy (crops by the patched app's OWN code, {entry}, compiled with kotlinc "
+                        "against ftk's Android stubs and run on the JVM from the sensor frame rotated 90 degrees; "
+                        "MTCNN landmarks stand in for ML Kit's, whose NOSE_BASE sits below the nose tip the template "
+                        "expects, so a phone may score a little lower)")
+
+
+def describe_crops(mode: str, app_dir: str | Path | None = None) -> str:
+    """What made the crops of an app rung, in words (for the report's notes)."""
+    if mode != APP_AFTER or app_dir is None:
+        return DESCRIPTIONS[mode]
+    from toolkit.deploy.app_runner import find_entry
+
+    entry = find_entry(Path(app_dir))
+    return APP_CODE_DESCRIPTION.format(entry=f"{entry.crop_function} + {entry.input_function} at {entry.source}")
+
+
 def check_simulation(mode: str | None) -> None:
     if mode is not None and mode not in SIMULATIONS:
         raise InputError(f"--simulate-app must be one of {', '.join(SIMULATIONS)}, got {mode!r}")
@@ -74,9 +90,9 @@ def cropper_fingerprint(mode: str | None, app_dir: str | Path | None = None) -> 
 
     if app_dir is None:
         return template_fingerprint()
-    from toolkit.deploy.app_jvm import app_fingerprint
+    from toolkit.deploy.app_runner import app_build_fingerprint
 
-    return app_fingerprint(Path(app_dir))
+    return app_build_fingerprint(app_dir)
 
 
 @contextlib.contextmanager

@@ -139,17 +139,19 @@ def find_image_root(pairs_path: Path, data: str | Path | None, first_image: str)
                      hint="pass --data PATH/TO/lfw-deepfunneled")
 
 
-def app_crop_override(spec: "ModelSpec", simulate_app: str | None) -> "CropOverride | None":
-    """The Android app's crops (:mod:`toolkit.app_sim`) handed down to :mod:`toolkit.data.faces`; None: the spec's."""
+def app_crop_override(spec: "ModelSpec", simulate_app: str | None,
+                      app_dir: str | Path | None = None) -> "CropOverride | None":
+    """The Android app's crops (:mod:`toolkit.app_sim`) handed down to :mod:`toolkit.data.faces`; None: the spec's.
+    With ``app_dir``, the "after" crops are computed by that patched app's own code."""
     if simulate_app is None:
         return None
-    from toolkit.app_sim import APP_AFTER, app_cropper
+    from toolkit.app_sim import app_cropper, cropper_fingerprint
     from toolkit.data.faces import CropOverride
-    from toolkit.deploy.kotlin import template_fingerprint
 
-    # The "after" crops come from the generated Kotlin: a change to its template must not reuse old crops.
-    fingerprint = template_fingerprint() if simulate_app == APP_AFTER else ""
-    return CropOverride(simulate_app, fingerprint, lambda: app_cropper(spec, simulate_app))
+    # The "after" crops come from Kotlin (the generated template, or the app's sources): a change there must not
+    # reuse old crops.
+    return CropOverride(simulate_app, cropper_fingerprint(simulate_app, app_dir),
+                        lambda: app_cropper(spec, simulate_app, app_dir))
 
 
 def pair_crops(paths: Sequence[Path], spec: "ModelSpec", **kwargs) -> "FaceCrops":
@@ -168,8 +170,8 @@ def pair_crops(paths: Sequence[Path], spec: "ModelSpec", **kwargs) -> "FaceCrops
 def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path | None = None,
                  far: float = DEFAULT_FAR, fars: Sequence[float] = DEFAULT_FARS, limit_pairs: int | None = None,
                  pick: str = DEFAULT_PICK, detector: "FaceDetector | None" = None, batch_size: int = 64,
-                 progress: bool = True, timings: dict[str, float] | None = None, simulate_app: str | None = None
-                 ) -> tuple[VerificationResult, np.ndarray, np.ndarray]:
+                 progress: bool = True, timings: dict[str, float] | None = None, simulate_app: str | None = None,
+                 app_dir: str | Path | None = None) -> tuple[VerificationResult, np.ndarray, np.ndarray]:
     """LFW-protocol verification; returns the result plus the pair scores and same/different labels."""
     from toolkit.data.faces import embed_crops
     from toolkit.data.pairs import check_pair_images, read_pairs, subset_pairs
@@ -183,7 +185,7 @@ def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path 
 
     t0 = time.perf_counter()
     crops = pair_crops(paths, embedder.spec, detector=detector, pick=pick, progress=progress,
-                       override=app_crop_override(embedder.spec, simulate_app))
+                       override=app_crop_override(embedder.spec, simulate_app, app_dir))
     timings["detect_and_crop_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     emb = embed_crops(embedder, crops.images, batch_size=batch_size, progress=progress, cache_key=crops.key)
@@ -270,14 +272,16 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
              class_names: Sequence[str] = (), far: float = DEFAULT_FAR, out_dir: str | Path | None = None,
              model_path: str | Path | None = None, limit_pairs: int | None = None, pick: str = DEFAULT_PICK,
              detector: "FaceDetector | None" = None, batch_size: int = 64, overwrite: bool = False,
-             progress: bool = True, simulate_app: str | None = None) -> EvaluationResult:
+             progress: bool = True, simulate_app: str | None = None,
+             app_dir: str | Path | None = None) -> EvaluationResult:
     """Evaluate one embedder: classification on ``csv`` (needs ``classifier``) and verification on ``pairs``.
 
     Writes ``report.json``, ``roc.png`` and ``scores.png`` to ``out_dir`` (default ``<model stem>.eval/`` in the
     current folder, ``<model stem>.app-<mode>.eval/`` with ``simulate_app``; nothing is written when neither
-    ``out_dir`` nor ``model_path`` is given). ``simulate_app`` crops the pair images as the Android app does (:mod:`toolkit.app_sim`).
+    ``out_dir`` nor ``model_path`` is given). ``simulate_app`` crops the pair images as the Android app does
+    (:mod:`toolkit.app_sim`); with ``app_dir`` ("after"), through that patched app checkout's own code on the JVM.
     """
-    from toolkit.app_sim import DESCRIPTIONS, app_eval_dir, check_simulation
+    from toolkit.app_sim import app_eval_dir, check_simulation, describe_crops
     from toolkit.data.faces import check_pick
 
     started = time.perf_counter()
@@ -291,6 +295,10 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     check_simulation(simulate_app)
+    if app_dir is not None and simulate_app != "after":
+        raise InputError("--app runs the patched app's own crop code: it goes with --simulate-app after")
+    if app_dir is not None and not Path(app_dir).is_dir():
+        raise InputError(f"--app: app folder not found: {app_dir}")
     for what, given in (("pairs file", pairs), ("faces CSV", csv)):
         if given is not None and not Path(given).is_file():  # before the output check: the likelier mistake
             raise InputError(f"{what} not found: {given}")
@@ -304,7 +312,7 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
         check_outputs_free([out / REPORT_NAME, out / ROC_NAME, out / HISTOGRAM_NAME], overwrite)
         check_writable_location(out, "report folder")  # created when the report is written, not before
 
-    notes: list[str] = [f"crops: {DESCRIPTIONS[simulate_app]}"] if simulate_app else []
+    notes: list[str] = [f"crops: {describe_crops(simulate_app, app_dir)}"] if simulate_app else []
     timings: dict[str, float] = {}
     classification = None
     if csv is not None:
@@ -325,7 +333,7 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
     if pairs is not None:
         verification, scores, same = verify_pairs(embedder, pairs, data, far=far, limit_pairs=limit_pairs, pick=pick,
                                                   detector=detector, batch_size=batch_size, progress=progress,
-                                                  timings=timings, simulate_app=simulate_app)
+                                                  timings=timings, simulate_app=simulate_app, app_dir=app_dir)
         if verification.n_center_crop_fallbacks:
             notes.append(f"MTCNN found no face in {verification.n_center_crop_fallbacks} of "
                          f"{verification.n_images} images; they were centre-cropped")

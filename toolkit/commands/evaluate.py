@@ -28,12 +28,15 @@ from toolkit.commands.common import build_embedder_options, embedder_options, pi
               help="Crop as the Android app does: 'before' ftk deploy (its own box crop from a sensor frame rotated "
                    "90 degrees, simulated) or 'after' (the generated Kotlin preprocessor, run on the JVM). "
                    "Report in ./<model stem>.app-<mode>.eval/.")
+@click.option("--app", "app_dir", type=click.Path(file_okay=False), default=None,
+              help="With --simulate-app after: an app checkout ftk deploy patched; its OWN crop function and input "
+                   "builder make the crops (compiled against ftk's Android stubs, run on the JVM).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing report in the output folder.")
 @quiet_option()
 @embedder_options
-def evaluate_cmd(model, pairs, data, csv_path, far, out_dir, limit_pairs, pick, batch_size, simulate_app, as_json,
-                 overwrite, quiet, backbone, input_size, normalization, align, num_threads):
+def evaluate_cmd(model, pairs, data, csv_path, far, out_dir, limit_pairs, pick, batch_size, simulate_app, app_dir,
+                 as_json, overwrite, quiet, backbone, input_size, normalization, align, num_threads):
     """Classification accuracy and LFW-protocol verification of a checkpoint or a .tflite.
 
     Works for ftk checkpoints, plain state_dicts (--backbone) and .tflite files: ours read input size,
@@ -45,7 +48,7 @@ def evaluate_cmd(model, pairs, data, csv_path, far, out_dir, limit_pairs, pick, 
     options = build_embedder_options(backbone, input_size, normalization, align, num_threads)
     result = evaluate_model_file(model, options, pairs=pairs, data=data, csv=csv_path, far=far, out_dir=out_dir,
                                  limit_pairs=limit_pairs, pick=pick, batch_size=batch_size, overwrite=overwrite,
-                                 progress=not (quiet or as_json), simulate_app=simulate_app)
+                                 progress=not (quiet or as_json), simulate_app=simulate_app, app_dir=app_dir)
     if as_json:
         import json
 

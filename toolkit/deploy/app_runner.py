@@ -18,7 +18,7 @@ import numpy as np
 
 from toolkit.deploy.android import find_app
 from toolkit.deploy.app_code import file_package, survey
-from toolkit.deploy.app_jvm import compile_app, java_command
+from toolkit.deploy.app_jvm import app_fingerprint, compile_app, java_command
 from toolkit.deploy.kotlin import TEMPLATES, JvmProcess, to_argb
 from toolkit.deploy.kotlin_source import ancestor
 from toolkit.errors import DependencyError, InputError
@@ -72,6 +72,15 @@ def find_entry(app_dir: Path) -> AppEntry:
                     crop.file.where(crop.node), crop.file.name_of(match_fn) if match_fn is not None else None, store)
 
 
+def _harness() -> dict[str, str]:
+    return {HARNESS_FILE: (TEMPLATES / HARNESS_FILE).read_text(encoding="utf-8")}
+
+
+def app_build_fingerprint(app_dir: str | Path) -> str:
+    """What the app's crops depend on: its sources (patched), layouts, Gradle scripts, ftk's stubs and harness."""
+    return app_fingerprint(Path(app_dir), _harness())
+
+
 def mlkit_landmarks(points) -> list[tuple[int, float, float]]:
     """Template-ordered 5 points (image-left eye first) as ML Kit reports them on an unmirrored frame."""
     points = np.asarray(points, np.float32).reshape(5, 2)
@@ -84,8 +93,7 @@ class AppPreprocessor(JvmProcess):
     def __init__(self, app_dir: str | Path, spec: ModelSpec):
         self.app_dir, self.spec = Path(app_dir), spec
         self.entry = find_entry(self.app_dir)
-        harness = (TEMPLATES / HARNESS_FILE).read_text(encoding="utf-8")
-        self.build = compile_app(self.app_dir, extra_kotlin={HARNESS_FILE: harness})
+        self.build = compile_app(self.app_dir, extra_kotlin=_harness())
 
     def argv(self) -> list[str]:
         entry = self.entry

@@ -64,11 +64,17 @@ class DeploySection:
     variant: Literal["int8", "float32", "float16"] = "int8"
     threshold: Literal["auto", "keep"] | float = "auto"
     dry_run: bool = False
-    # Deploy into <run>/app, a fresh copy of `app` made on every run (the example: the app ftk ships for tests).
+    # Deploy into <run>/app, a fresh, writable copy of `app` made on every run (the checkout stays pristine).
     copy_to_run: bool = False
-    keep_app_preprocessing: bool = False
+    app_code: Literal["patch", "kit", "none"] = "patch"  # as ftk deploy --app-code
+    keep_app_preprocessing: bool = False  # old name of app_code: none
     verify_runtime: bool = False  # run the model on the app's TensorFlow Lite version first (a cached venv)
-    # The two app rungs on the ladder: the app's own crop (simulated) and the generated Kotlin crop on the JVM.
+    # The false-accept rate of threshold: auto (default: evaluate.far). The evaluation pairs must resolve it: a
+    # pairs file with N different-person pairs resolves FAR >= 1/N (pairsDevTest.txt: 500, so 1e-2, not 1e-3).
+    far: float | None = None
+    force: bool = False  # deploy despite a degenerate or unresolvable threshold or failed parity (said loudly)
+    # The two app rungs on the ladder: the app's own crop (simulated) and, after the deploy, the patched app's own
+    # crop code run on the JVM.
     app_rungs: bool = True
 
 

@@ -51,6 +51,9 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
             if stage is not None:
                 run.runner.run(stage)
         deploy_result = deploy_step(run)
+        app_after = _app_after(run, deploy_result)
+        if app_after is not None:
+            run.runner.run(app_after)
         seconds = time.perf_counter() - started
         report = build_report(run, deploy_result, seconds)
         report_json = root / "report.json"
@@ -83,12 +86,29 @@ def deploy_step(run: RunContext) -> dict[str, Any] | None:
     from toolkit.deploy import deploy
 
     app_dir = _fresh_app_copy(d.app, run.root / "app") if d.copy_to_run else d.app
+    parity = (run.result("parity") or {}).get(d.variant)
     res = deploy(run.path("export", "out_dir"), app_dir, variant=d.variant,
-                 threshold=None if d.threshold == "keep" else d.threshold, far=run.config.evaluate.far,
-                 dry_run=d.dry_run, verify_runtime=d.verify_runtime, keep_app_preprocessing=d.keep_app_preprocessing)
+                 threshold=None if d.threshold == "keep" else d.threshold, far=d.far or run.config.evaluate.far,
+                 dry_run=d.dry_run, verify_runtime=d.verify_runtime, keep_app_preprocessing=d.keep_app_preprocessing,
+                 app_code=None if d.keep_app_preprocessing else d.app_code, force=d.force,
+                 parity_passed=None if parity is None else bool(parity.get("passed")))
     result = to_plain(res)
     result["compatibility_text"] = res.compatibility.describe()
+    result["far"] = d.far or run.config.evaluate.far
     return to_run_relative(result, run.root)
+
+
+def _app_after(run: RunContext, deploy_result: dict[str, Any] | None):
+    """The "app after deploy" rung's stage, when the deploy patched the app's code (else None)."""
+    d = run.config.deploy
+    if d is None or deploy_result is None or not d.app_rungs or d.dry_run:
+        return None
+    if (deploy_result.get("preprocessing") or {}).get("mode") != "patch":
+        return None  # kit and none leave the app's own crop in place: nothing new to measure
+    from toolkit.pipeline.stages import app_after_stage
+
+    app_dir = Path(deploy_result["app_dir"])  # run-relative when the app copy is in the run folder
+    return app_after_stage(run, app_dir if app_dir.is_absolute() else run.root / app_dir)
 
 
 def build_report(run: RunContext, deploy_result: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
@@ -96,7 +116,7 @@ def build_report(run: RunContext, deploy_result: dict[str, Any] | None, seconds:
     from toolkit.versions import tool_versions
 
     c, records = run.config, run.runner.records
-    ladder = run.result("evaluate")["ladder"]
+    ladder = run.result("evaluate")["ladder"] + ((run.result("app") or {}).get("ladder") or [])
     checks = budget_checks(c.budget, ladder, run.result("parity"), c.deploy)
     failures = [check["failure"] for check in checks if check["passed"] is False]
     report = {
@@ -175,14 +195,23 @@ def budget_failures(budget: BudgetSection, ladder: list[dict[str, Any]], parity:
 
 
 def _fresh_app_copy(source: Path, target: Path) -> Path:
-    """A pristine copy of the example app at ``target`` (replacing an earlier run's copy)."""
+    """A pristine, writable copy of the app at ``target`` (replacing an earlier run's copy; the source may be
+    read-only, as ../shared is)."""
+    import os
     import shutil
+    import stat
 
     if not Path(source).is_dir():
         raise InputError(f"deploy.app: app folder not found: {source}")
     if target.exists():
         shutil.rmtree(target)
     shutil.copytree(source, target, symlinks=True)
+    for folder, dirs, files in os.walk(target):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    target.chmod(target.stat().st_mode | stat.S_IWUSR)
     return target
 
 

@@ -121,9 +121,8 @@ def export_stage(run: RunContext) -> Stage:
 
 
 def evaluate_stage(run: RunContext) -> Stage:
-    """The accuracy ladder: the same pairs through every embedder, one code path."""
-    from toolkit.deploy.kotlin import template_fingerprint
-
+    """The accuracy ladder: the same pairs through every embedder, one code path (the app after deploy comes
+    later: :func:`app_after_stage` measures the patched app's own code)."""
     e = run.config.evaluate
     rungs = _ladder_models(run) + _app_rungs(run)
     # Classification accuracy needs a head and a test split.
@@ -133,12 +132,10 @@ def evaluate_stage(run: RunContext) -> Stage:
         rows = [_evaluate_rung(run, label, path, mode, classify, folder) for label, path, mode in rungs]
         return StageOutput({"ladder": rows}, _row_files(rows))
 
-    app_after = any(mode == "after" for *_, mode in rungs)
     return Stage("evaluate", {"pairs": FileInput(Path(e.pairs)), "data": FolderInput(run.data_dir), "far": e.far,
                               "limit_pairs": e.limit_pairs,
                               "rungs": [[label, FileInput(path), mode] for label, path, mode in rungs],
-                              "classify_faces": run.faces() if classify else None,
-                              "kotlin": template_fingerprint() if app_after else None}, work)
+                              "classify_faces": run.faces() if classify else None}, work)
 
 
 def parity_stage(run: RunContext) -> Stage:
@@ -218,15 +215,33 @@ def shipped_label(run: RunContext) -> str:
 
 
 def _app_rungs(run: RunContext) -> list[tuple[str, Path, str | None]]:
-    """The deployed artifact with the app's crops, before and after ftk deploy."""
+    """The deployed artifact with the app's own crop before ftk deploy (simulated)."""
     d, artifacts = run.config.deploy, run.artifacts
     if d is None or not d.app_rungs or d.variant not in artifacts:
         return []
-    return [(f"app {mode} deploy ({d.variant})", artifacts[d.variant], mode) for mode in ("before", "after")]
+    return [(f"app before deploy ({d.variant})", artifacts[d.variant], "before")]
+
+
+def app_after_stage(run: RunContext, app_dir: Path) -> Stage:
+    """The app after deploy: the deployed file on the pairs, each face cropped by the patched app's OWN code
+    (its crop function and input builder, compiled against ftk's Android stubs and run on the JVM)."""
+    from toolkit.deploy.app_runner import app_build_fingerprint
+
+    e, d = run.config.evaluate, run.config.deploy
+    model = run.artifacts[d.variant]
+    label = f"app after deploy ({d.variant})"
+
+    def work(folder: Path) -> StageOutput:
+        row = _evaluate_rung(run, label, model, "after", None, folder, app_dir=app_dir)
+        return StageOutput({"ladder": [row]}, _row_files([row]))
+
+    return Stage("app", {"pairs": FileInput(Path(e.pairs)), "data": FolderInput(run.data_dir), "far": e.far,
+                         "limit_pairs": e.limit_pairs, "model": FileInput(model),
+                         "app_code": app_build_fingerprint(app_dir)}, work)
 
 
 def _evaluate_rung(run: RunContext, label: str, model_path: Path, simulate_app: str | None,
-                   classify_csv: Path | None, folder: Path) -> dict[str, Any]:
+                   classify_csv: Path | None, folder: Path, app_dir: Path | None = None) -> dict[str, Any]:
     from toolkit.evaluate import evaluate_model_file
 
     e = run.config.evaluate
@@ -238,8 +253,9 @@ def _evaluate_rung(run: RunContext, label: str, model_path: Path, simulate_app: 
     try:
         res = evaluate_model_file(model_path, pairs=e.pairs, data=run.data_dir,
                                   csv=None if simulate_app else classify_csv, far=e.far, limit_pairs=e.limit_pairs,
-                                  out_dir=out, overwrite=True, progress=run.progress, simulate_app=simulate_app)
-    except DependencyError as exc:  # no kotlinc: the app-after rung is reported as not measured
+                                  out_dir=out, overwrite=True, progress=run.progress, simulate_app=simulate_app,
+                                  app_dir=app_dir)
+    except DependencyError as exc:  # no kotlinc/javac: the app-after rung is reported as not measured
         return {"model": label, "path": str(model_path), "skipped": str(exc)}
     return _ladder_row(label, model_path, res)
 
