@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import click
 
+from toolkit.commands.common import quiet_option
 from toolkit.constants import DEFAULT_FAR
 
 
@@ -41,8 +42,9 @@ def _threshold(value):
 @click.option("--force", is_flag=True, help="With --revert: revert even if the patched files were edited since. "
               "Deploying: ship despite a degenerate or unresolvable calibrated threshold (said loudly).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@quiet_option()
 def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, verify_runtime, asset_name,
-               app_code, keep_app_preprocessing, revert, force, as_json):
+               app_code, keep_app_preprocessing, revert, force, as_json, quiet):
     """Put an exported model into an Android app checkout (EXPORT_DIR or .tflite), all-or-nothing."""
     from toolkit.commands.common import echo_json
 
@@ -55,7 +57,9 @@ def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, v
             return
         verb = ("would restore", "would remove") if dry_run else ("restored", "removed ")
         head = "dry run: --revert would restore" if dry_run else "reverted"
-        click.echo(f"{head} {len(result.restored)} file(s) and remove {len(result.removed)} from {result.backup}")
+        verb_removed = "would remove" if dry_run else "removed"
+        click.echo(f"{head} {_files(len(result.restored))}, {verb_removed} {_files(len(result.removed))} "
+                   f"(backup {result.backup})")
         for path in result.restored:
             click.echo(f"  {verb[0]} {path}")
         for path in result.removed:
@@ -101,6 +105,10 @@ def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, v
     if dry_run and not result.compatibility.compatible:
         raise CompatibilityError("the model would be refused: " + "; ".join(result.compatibility.reasons),
                                  hint="pass --bump-runtime VERSION or export a compatible variant")
+
+
+def _files(count: int) -> str:
+    return f"{count} file" + ("" if count == 1 else "s")
 
 
 def describe_preprocessing(info: dict) -> str:

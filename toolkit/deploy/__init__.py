@@ -204,7 +204,8 @@ def resolve_threshold(threshold: float | str | None, model_path: Path, far: floa
             raise InputError(f"--threshold auto: {choice.note}")
         if choice.value is None:
             raise InputError(f"--threshold auto needs the evaluation report of exactly {model_path.name}: "
-                             f"{choice.note}", hint=f"run ftk evaluate {model_path} first, or pass --threshold VALUE")
+                             f"{choice.note}", hint=f"run ftk evaluate {model_path} --pairs PAIRS first (the same folder, or --out "
+                                      f"{model_path.with_suffix('.eval')}), or pass --threshold VALUE")
         return choice.value, "auto"
     return check_threshold(threshold), "given"
 
