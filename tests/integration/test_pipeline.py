@@ -117,7 +117,7 @@ def test_pipeline_end_to_end_and_cached_rerun(finished_run, tmp_path):
     result = finished_run.result
     assert result.run_dir == finished_run.run_dir.resolve()
     names = [s.name for s in result.stages]
-    assert names == ["prepare", "base", "train", "export", "evaluate", "parity", "bench", "app"]
+    assert names == ["prepare", "base", "train", "export", "evaluate", "parity", "bench", "app_after"]
     assert not any(s.cached for s in result.stages)
     report = json.loads(result.report_json.read_text())
     models = [row["model"] for row in report["ladder"]]
@@ -161,7 +161,7 @@ def test_pipeline_end_to_end_and_cached_rerun(finished_run, tmp_path):
 
     cfg, run_dir = finished_run.copy_to(tmp_path)
     again = run_pipeline(cfg, run_dir, progress=False)
-    assert all(s.cached for s in again.stages)
+    assert all(s.cached for s in again.stages), [s.name for s in again.stages if not s.cached]
     assert [r["accuracy_mean"] for r in json.loads(again.report_json.read_text())["ladder"]] == \
         [r["accuracy_mean"] for r in report["ladder"]]
 
@@ -233,13 +233,13 @@ def test_an_input_file_enters_the_key_by_content_not_by_name(finished_run, tmp_p
     (tmp_path / "pairs.txt").rename(tmp_path / "dev_pairs.txt")
     cfg.write_text(cfg.read_text().replace("pairs: pairs.txt", "pairs: dev_pairs.txt"))
     assert all(s.cached for s in run_pipeline(cfg, run_dir, progress=False).stages)
-    # One pair fewer in that file: the evaluation runs again (parity too if the calibrated threshold moved); the
-    # stages that do not read the pairs stay cached.
+    # One pair fewer in that file: the evaluation runs again (parity too if the calibrated threshold moved, and the
+    # app after deploy, measured on the same pairs); the stages that do not read the pairs stay cached.
     pairs = tmp_path / "dev_pairs.txt"
     pairs.write_text("".join(pairs.read_text().splitlines(keepends=True)[:-1]))
     result = run_pipeline(cfg, run_dir, progress=False)
     ran = [s.name for s in result.stages if not s.cached]
-    assert ran[0] == "evaluate" and set(ran) <= {"evaluate", "parity"}, ran
+    assert ran[0] == "evaluate" and set(ran) <= {"evaluate", "parity", "app_after"}, ran
     assert result.ladder[0]["n_pairs"] == finished_run.result.ladder[0]["n_pairs"] - 1
 
 

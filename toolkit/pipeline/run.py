@@ -116,7 +116,7 @@ def build_report(run: RunContext, deploy_result: dict[str, Any] | None, seconds:
     from toolkit.versions import tool_versions
 
     c, records = run.config, run.runner.records
-    ladder = run.result("evaluate")["ladder"] + ((run.result("app") or {}).get("ladder") or [])
+    ladder = run.result("evaluate")["ladder"] + ((run.result("app_after") or {}).get("ladder") or [])
     checks = budget_checks(c.budget, ladder, run.result("parity"), c.deploy)
     failures = [check["failure"] for check in checks if check["passed"] is False]
     report = {

@@ -22,7 +22,7 @@ log = logging.getLogger("toolkit.pipeline")  # one logger for the pipeline: log 
 
 
 STAGE_FILE = "stage.json"
-STAGES = ("prepare", "base", "train", "select", "export", "evaluate", "parity", "bench", "app")
+STAGES = ("prepare", "base", "train", "select", "export", "evaluate", "parity", "bench", "app_after")
 
 
 @dataclass(frozen=True)

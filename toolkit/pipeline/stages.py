@@ -235,7 +235,7 @@ def app_after_stage(run: RunContext, app_dir: Path) -> Stage:
         row = _evaluate_rung(run, label, model, "after", None, folder, app_dir=app_dir)
         return StageOutput({"ladder": [row]}, _row_files([row]))
 
-    return Stage("app", {"pairs": FileInput(Path(e.pairs)), "data": FolderInput(run.data_dir), "far": e.far,
+    return Stage("app_after", {"pairs": FileInput(Path(e.pairs)), "data": FolderInput(run.data_dir), "far": e.far,
                          "limit_pairs": e.limit_pairs, "model": FileInput(model),
                          "app_code": app_build_fingerprint(app_dir)}, work)
 
