@@ -52,6 +52,8 @@ def deploy_cmd(model, app_dir, variant, threshold, far, dry_run, bump_runtime, v
         from toolkit.deploy import revert as revert_app
 
         result = revert_app(app_dir, force=force, dry_run=dry_run)
+        if getattr(result, "recovery", None) and not as_json:  # a killed deploy or revert finished first
+            click.echo(f"warning: {result.recovery}", err=True)
         if as_json:
             echo_json(result)
             return
