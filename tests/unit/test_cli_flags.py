@@ -80,8 +80,8 @@ def run_stubbed(calls: list[dict], *args) -> dict:
 # every command: one meaning per shared flag
 # ---------------------------------------------------------------------------------------------------------------
 ALL = sorted(COMMANDS)
-# --quiet everywhere but deploy (its command module is being rewritten; see issue 20)
-QUIET_COMMANDS = [name for name in sorted(COMMANDS) if name != "deploy"]
+# --quiet on every command
+QUIET_COMMANDS = sorted(COMMANDS)
 FACES_COMMANDS = {"export": "--calibration", "init-checkpoint": "--calibration", "parity-check": "--images"}
 # --out names the main output: a file when it is one file, a folder when it is a set (docs/cli.md)
 PICK_COMMANDS = ["compare", "evaluate", "export", "init-checkpoint", "match", "parity-check", "prepare"]
@@ -108,7 +108,7 @@ def test_shared_flags_have_one_type_everywhere(name):
     if threads is not None:  # one default everywhere
         assert [int(v) for v in (threads.default if threads.multiple else [threads.default])] == [DEFAULT_THREADS]
     quiet = option(cmd, "--quiet")
-    assert (quiet is not None) == (name in QUIET_COMMANDS), f"{name}: --quiet everywhere (deploy: not yet)"
+    assert (quiet is not None) == (name in QUIET_COMMANDS), f"{name}: --quiet everywhere"
     if quiet is not None:
         assert quiet.is_flag and quiet.name == "quiet"
     faces = option(cmd, "--faces")
