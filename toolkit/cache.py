@@ -22,6 +22,7 @@ from pathlib import Path
 
 from toolkit.constants import cache_root
 from toolkit.errors import InputError
+from toolkit.wording import did_you_mean
 
 # kind -> what it holds (and which command makes it)
 KINDS: dict[str, str] = {
@@ -137,8 +138,6 @@ def clean_cache(kinds: tuple[str, ...] = (), older_than_days: float | None = Non
     root = Path(root) if root is not None else cache_root()
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
-        from toolkit.wording import did_you_mean
-
         raise InputError(f"unknown cache kind {unknown[0]!r}",
                          hint=did_you_mean(unknown[0], KINDS, f"kinds: {', '.join(KINDS)}"))
     if older_than_days is not None and older_than_days < 0:

@@ -21,6 +21,7 @@ import click
 
 from toolkit import __version__, native_logs
 from toolkit.errors import ToolkitError
+from toolkit.io import state_home
 from toolkit.wording import did_you_mean
 
 INTERNAL_ERROR_EXIT = 3
@@ -102,8 +103,6 @@ def _usage_error(exc: click.UsageError) -> None:
 
 def _crash_log(text: str) -> str | None:
     """Write the traceback to <state>/crash-<time>-<pid>.log; None when even that fails."""
-    from toolkit.io import state_home
-
     try:
         folder = state_home()
         folder.mkdir(parents=True, exist_ok=True)

@@ -11,19 +11,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from toolkit.constants import DEFAULT_PICK
+from toolkit.constants import DEFAULT_PICK, pyplot
+from toolkit.data.detect import FaceDetector
+from toolkit.data.faces import crop_images, embed_crops
 from toolkit.embedders import Embedder
 from toolkit.errors import InputError, NoFacesError
+from toolkit.io import atomic_path
 from toolkit.reports import DEFAULT_FAR, resolve_threshold  # the one threshold resolver
 from toolkit.spec import ModelSpec
-
-if TYPE_CHECKING:
-    from toolkit.data.detect import FaceDetector
-
 log = logging.getLogger(__name__)
 
 # --- detection + crop ---------------------------------------------------------------------------------------------
@@ -40,8 +39,6 @@ def detect_and_crop(paths: Sequence[str | Path], spec: ModelSpec, detector: "Fac
                     progress: bool = False, pick: str = DEFAULT_PICK) -> tuple[list[FaceCrop], list[tuple[str, str]]]:
     """One face per image (the ``pick`` rule of :mod:`toolkit.data.faces`), cropped as the spec says;
     (crops, [(path, why it was left out)])."""
-    from toolkit.data.faces import crop_images
-
     found = crop_images(paths, spec, detector=detector, pick=pick, progress=progress)
     crops = [FaceCrop(path, image, tuple(face.box), float(face.score), n)
              for path, image, face, n in zip(found.paths, found.images, found.faces, found.faces_found)]
@@ -97,7 +94,6 @@ def compare_images(paths: Sequence[str | Path], embedder: Embedder, threshold: f
     if len(paths) < 2:
         raise InputError(f"compare needs at least two images, got {len(paths)}")
     choice = resolve_threshold(model_path, threshold, far, embedder.spec, model_flags)
-    from toolkit.data.faces import embed_crops
 
     crops, failures = detect_and_crop(paths, embedder.spec, detector, pick=pick)
     if len(crops) < 2:
@@ -131,11 +127,7 @@ def short_label(path: str, width: int = 22) -> str:
 def plot_comparison(crops: Sequence[np.ndarray], names: Sequence[str], matrix: np.ndarray, threshold: float | None,
                     out: str | Path) -> Path:
     """A PNG grid: the face crops along the top and left, each cell the pair's score (green same, red different)."""
-    from toolkit.constants import pyplot
-
     plt = pyplot()
-
-    from toolkit.io import atomic_path
 
     n = len(crops)
     cell = 1.3

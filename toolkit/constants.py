@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from toolkit.errors import InputError
+
 # The false-accept rate at which a cosine threshold is recommended (evaluate, deploy --threshold auto, compare,
 # match, the pipeline's parity decisions).
 DEFAULT_FAR = 1e-3
@@ -43,8 +45,6 @@ def max_image_pixels() -> int:
     if not text:
         return DEFAULT_MAX_IMAGE_PIXELS
     if not (text.isascii() and text.isdigit() and len(text) <= 12 and int(text) > 0):
-        from toolkit.errors import InputError
-
         raise InputError(f"FTK_MAX_IMAGE_PIXELS must be a positive number of pixels, got {text[:40]!r}",
                          hint=f"e.g. {DEFAULT_MAX_IMAGE_PIXELS} (the default), or unset it")
     return int(text)

@@ -20,17 +20,18 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 
 from toolkit import native_logs
+from toolkit.checkpoint import CHECKPOINT_FORMAT, LoadedCheckpoint, load_checkpoint
 from toolkit.constants import DEFAULT_THREADS, MAX_THREADS
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import sha256_file
+from toolkit.manifest import MANIFEST_NAME as NAME, contract_for, read_manifest
+from toolkit.models.registry import default_spec, load_backbone_weights, load_state_dict_file
 from toolkit.spec import ModelSpec, parse_normalization
 
 if TYPE_CHECKING:
-    from toolkit.checkpoint import LoadedCheckpoint
     from toolkit.models.face_model import FaceModel
 
 log = logging.getLogger(__name__)
-
 
 
 @runtime_checkable
@@ -86,8 +87,6 @@ def read_manifest_for(model_path: str | Path) -> dict | None:
 
     Does not check the file's sha256: readers of a model's contract call :func:`toolkit.manifest.contract_for`.
     """
-    from toolkit.manifest import MANIFEST_NAME as NAME, read_manifest
-
     path = Path(model_path)
     manifest_path = path.with_name(NAME)
     if not manifest_path.is_file():
@@ -204,8 +203,6 @@ def load_tflite_embedder(path: str | Path, options: EmbedderOptions | None = Non
 
     ``--normalization`` marks the model as foreign even when it carries a contract (an explicit override).
     """
-    from toolkit.manifest import contract_for
-
     options = options or EmbedderOptions()
     path = Path(path)
     contract = contract_for(path)
@@ -239,8 +236,6 @@ def foreign_spec(path: Path, options: EmbedderOptions, embedding_dim: int) -> Mo
     the given ``--crop``, else the named ``--backbone``'s crop and margin, else a plain detector box with no margin
     (never another backbone's margin silently). ``l2_normalized`` is false: the host normalises the output.
     """
-    from toolkit.models.registry import default_spec
-
     base = default_spec(options.backbone) if options.backbone else None
     if options.normalization:
         mean, std = parse_normalization(options.normalization)
@@ -254,9 +249,7 @@ def foreign_spec(path: Path, options: EmbedderOptions, embedding_dim: int) -> Mo
 
 
 def load_torch_embedder(path: str | Path, options: EmbedderOptions, name: str = "pytorch") -> TorchEmbedder:
-    from toolkit.checkpoint import CHECKPOINT_FORMAT, load_checkpoint
     from toolkit.models.face_model import FaceModel
-    from toolkit.models.registry import default_spec, load_backbone_weights, load_state_dict_file
 
     path = Path(path)
     if options.backbone is None:

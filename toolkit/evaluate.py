@@ -26,18 +26,24 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from toolkit import __version__
+from toolkit.app_sim import app_cropper, app_eval_dir, check_simulation, cropper_fingerprint, describe_crops
+from toolkit.checkpoint import load_checkpoint
 from toolkit.constants import DEFAULT_FAR, DEFAULT_PICK
+from toolkit.data.dataset import image_root_for, read_faces_csv
+from toolkit.data.detect import FaceDetector
+from toolkit.data.faces import CropOverride, FaceCrops, cached_crops, check_pick, crop_records, embed_crops
+from toolkit.data.pairs import check_pair_images, read_pairs, subset_pairs
+from toolkit.embedders import Embedder, EmbedderOptions, TorchEmbedder, load_embedder
 from toolkit.errors import InputError, OutputExistsError
 from toolkit.io import check_outputs_free, check_writable_location, write_json_atomic
 from toolkit.metrics import DEFAULT_FARS, DEGENERATE_THRESHOLD, embedding_collapse, far_key, verification_metrics
+from toolkit.plots import plot_roc, plot_score_histogram
 from toolkit.reports import REPORT_NAME, working_eval_dir
+from toolkit.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from toolkit.data.detect import FaceDetector
-    from toolkit.data.faces import CropOverride, FaceCrops
-    from toolkit.embedders import Embedder, EmbedderOptions
     from toolkit.models.face_model import FaceModel
-    from toolkit.spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +114,6 @@ class EvaluationResult:
     warnings: list[str] = field(default_factory=list)  # results not to trust (collapsed embeddings), also logged
 
     def to_report(self) -> dict[str, Any]:
-        from toolkit import __version__
-
         return {
             "model_sha256": self.model_sha256,
             "model_path": self.model_path,
@@ -145,8 +149,6 @@ def app_crop_override(spec: "ModelSpec", simulate_app: str | None,
     With ``app_dir``, the "after" crops are computed by that patched app's own code."""
     if simulate_app is None:
         return None
-    from toolkit.app_sim import app_cropper, cropper_fingerprint
-    from toolkit.data.faces import CropOverride
 
     # The "after" crops come from Kotlin (the generated template, or the app's sources): a change there must not
     # reuse old crops.
@@ -157,8 +159,6 @@ def app_crop_override(spec: "ModelSpec", simulate_app: str | None,
 def pair_crops(paths: Sequence[Path], spec: "ModelSpec", **kwargs) -> "FaceCrops":
     """One crop per pair image, in order (:func:`toolkit.data.faces.cached_crops`, missing faces at the median face
     position); an unreadable image is an error: every pair must be scored."""
-    from toolkit.data.faces import cached_crops
-
     crops = cached_crops(paths, spec, missing="fallback", **kwargs)
     if crops.rejects:
         path, why = crops.rejects[0]
@@ -173,9 +173,6 @@ def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path 
                  progress: bool = True, timings: dict[str, float] | None = None, simulate_app: str | None = None,
                  app_dir: str | Path | None = None) -> tuple[VerificationResult, np.ndarray, np.ndarray]:
     """LFW-protocol verification; returns the result plus the pair scores and same/different labels."""
-    from toolkit.data.faces import embed_crops
-    from toolkit.data.pairs import check_pair_images, read_pairs, subset_pairs
-
     timings = timings if timings is not None else {}
     pairs_path = Path(pairs_path)
     pairs = subset_pairs(read_pairs(pairs_path), limit_pairs)
@@ -220,8 +217,6 @@ def verify_pairs(embedder: "Embedder", pairs_path: str | Path, data: str | Path 
 
 
 def has_split(csv_path: str | Path, split: str) -> bool:
-    from toolkit.data.dataset import read_faces_csv
-
     return any(r.split_type == split for r in read_faces_csv(Path(csv_path)))
 
 
@@ -231,9 +226,6 @@ def classification_accuracy(model: "FaceModel", class_names: Sequence[str], csv_
     import dataclasses
 
     import torch
-
-    from toolkit.data.dataset import image_root_for, read_faces_csv
-    from toolkit.data.faces import crop_records
 
     csv_path = Path(csv_path)
     records = [r for r in read_faces_csv(csv_path) if r.split_type == split]
@@ -281,9 +273,6 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
     ``out_dir`` nor ``model_path`` is given). ``simulate_app`` crops the pair images as the Android app does
     (:mod:`toolkit.app_sim`); with ``app_dir`` ("after"), through that patched app checkout's own code on the JVM.
     """
-    from toolkit.app_sim import app_eval_dir, check_simulation, describe_crops
-    from toolkit.data.faces import check_pick
-
     started = time.perf_counter()
     if simulate_app is not None and pairs is None:
         raise InputError("--simulate-app needs --pairs: it measures verification with the app's crops")
@@ -385,8 +374,6 @@ def degenerate_scores(v: VerificationResult, scores, same) -> list[str]:
 
 
 def _write_outputs(result: EvaluationResult, out: Path, scores, same) -> None:
-    from toolkit.plots import plot_roc, plot_score_histogram
-
     v = result.verification
     label = Path(result.model_path).name if result.model_path else result.embedder
     if v is not None:
@@ -409,8 +396,6 @@ def _write_outputs(result: EvaluationResult, out: Path, scores, same) -> None:
 
 def evaluate_model_file(path: str | Path, options: "EmbedderOptions | None" = None, **kwargs) -> EvaluationResult:
     """Load a checkpoint / state_dict / .tflite as an embedder (and the classifier head of a checkpoint), evaluate."""
-    from toolkit.embedders import EmbedderOptions, TorchEmbedder, load_embedder
-
     path = Path(path)
     options = options or EmbedderOptions()
     if kwargs.get("simulate_app") is not None and kwargs.get("pairs") is None:  # before loading the model
@@ -419,8 +404,6 @@ def evaluate_model_file(path: str | Path, options: "EmbedderOptions | None" = No
         raise InputError(f"model not found: {path}")
     classifier, class_names = None, []
     if path.suffix.lower() != ".tflite" and options.backbone is None:
-        from toolkit.checkpoint import load_checkpoint
-
         loaded = load_checkpoint(path)
         if options.crop and options.crop != loaded.model.spec.crop:
             loaded.model.spec = loaded.model.spec.replace(crop=options.crop)

@@ -22,6 +22,7 @@ from toolkit.constants import PARITY_SAMPLE_NAME as SAMPLE_NAME
 from toolkit.data.faces import FaceCrops
 from toolkit.errors import ModelFileError
 from toolkit.io import atomic_path, sha256_file
+from toolkit.manifest import is_plain_file_name
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,6 @@ def _check_entry(entry: Any, model_path: Path) -> tuple[set[str], set[str]]:
 
     if not isinstance(entry, dict):
         raise bad(f"expected an object, got {type(entry).__name__}")
-    from toolkit.manifest import is_plain_file_name
 
     name = entry.get("file")
     if not is_plain_file_name(name) or name.startswith("."):  # and no hidden file: ftk names it parity_faces.npz

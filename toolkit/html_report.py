@@ -14,7 +14,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from toolkit.constants import pyplot
 from toolkit.io import is_relative_inside, write_text_atomic
+from toolkit.tflite.op_versions import parse_version
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +79,6 @@ def _pct(x: float | None, digits: int = 2) -> str:
 
 
 def _ver(v: str | None):
-    from toolkit.tflite.op_versions import parse_version
-
     try:
         return parse_version(v or "0")
     except ValueError:
@@ -88,8 +88,6 @@ def _ver(v: str | None):
 def roc_overlay(ladder: list[dict[str, Any]]) -> str:
     """Two panels: every curve over the whole range (the app's own crop included), and the backends zoomed to where
     they differ. Rows with the very same curve are drawn once, under all their names, so none hides another."""
-    from toolkit.constants import pyplot
-
     curves = _distinct_curves(ladder)
     if not curves:
         return ""

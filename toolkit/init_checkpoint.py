@@ -11,10 +11,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit.checkpoint import CheckpointMeta, save_checkpoint
 from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PICK, MAX_NUM_CLASSES
+from toolkit.data.faces import load_face_crops
 from toolkit.errors import InputError
-from toolkit.io import check_outputs_free
+from toolkit.io import check_outputs_free, sha256_file
 from toolkit.models.batchnorm import recalibrate_batchnorm
+from toolkit.models.registry import default_spec, load_backbone_weights, load_state_dict_file
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +38,7 @@ def init_checkpoint(out: str | Path, backbone: str = "inception_resnet_v1", num_
                     progress: bool = True, pick: str = DEFAULT_PICK) -> InitCheckpointResult:
     import torch
 
-    from toolkit.checkpoint import CheckpointMeta, save_checkpoint
-    from toolkit.data.faces import load_face_crops
-    from toolkit.io import sha256_file
     from toolkit.models.face_model import FaceModel
-    from toolkit.models.registry import default_spec, load_backbone_weights, load_state_dict_file
 
     out = Path(out)
     if not 0 <= num_classes <= MAX_NUM_CLASSES:  # before the head is allocated (1e9 classes: 64 GB)

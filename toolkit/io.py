@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterator
 
+from toolkit.constants import cache_root
 from toolkit.errors import InputError, OutputExistsError
 
 
@@ -256,8 +257,6 @@ def state_home() -> Path:
     if os.environ.get("FTK_STATE_DIR"):
         return Path(os.environ["FTK_STATE_DIR"])
     if os.environ.get("FTK_CACHE_DIR"):
-        from toolkit.constants import cache_root
-
         return cache_root() / "state"
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return Path(base) / "ftk"

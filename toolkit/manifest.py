@@ -35,6 +35,8 @@ from toolkit.constants import MANIFEST_NAME
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import read_json, sha256_file
 from toolkit.spec import ModelSpec, short_repr
+from toolkit.tflite.inspect import graph_io_shapes
+from toolkit.tflite.metadata import read_contract
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +188,6 @@ def contract_for(path: str | Path) -> ArtifactContract | None:
     A manifest beside the file that does not list it is ignored (it describes other files). Call this, never read
     ``manifest.json`` for a model yourself.
     """
-    from toolkit.tflite.metadata import read_contract
-
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
@@ -231,8 +231,6 @@ def embedded_spec(path: Path, embedded: dict[str, Any]) -> ModelSpec:
 
 def check_against_graph(path: Path, spec: ModelSpec) -> None:
     """The graph in the file takes and gives what ``spec`` says: NHWC [1, S, S, 3] in, embedding_dim out."""
-    from toolkit.tflite.inspect import graph_io_shapes
-
     taken, given = graph_io_shapes(path)
     said = [1, spec.input_size, spec.input_size, 3]
     if len(taken) != 4 or taken[1:] != said[1:]:
@@ -287,8 +285,6 @@ def artifact_status(path: str | Path) -> ArtifactStatus:
     The spec shown is the one that can be trusted most: the manifest's when its entry verifies, else the contract
     embedded in the file, else the (unverified) manifest's, with a warning saying why.
     """
-    from toolkit.tflite.metadata import read_contract
-
     path = Path(path)
     embedded = read_contract(path)
     digest = sha256_file(path)

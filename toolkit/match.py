@@ -17,21 +17,17 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from toolkit.compare import detect_and_crop, verdict
 from toolkit.constants import DEFAULT_PICK
+from toolkit.data.detect import FaceDetector, list_images
 from toolkit.data.faces import check_embeddings, embed_crops
 from toolkit.embedders import Embedder
 from toolkit.errors import InputError, NoFacesError
-from toolkit.io import parse_json
+from toolkit.io import atomic_path, check_outputs_free, parse_json
 from toolkit.spec import ModelSpec
-
-if TYPE_CHECKING:
-    from toolkit.data.detect import FaceDetector
-
 log = logging.getLogger(__name__)
 
 GALLERY_FORMAT = "ftk.gallery/1"
@@ -99,8 +95,6 @@ class Gallery:
 def enroll_gallery(source_dir: str | Path, embedder: Embedder, detector: "FaceDetector | None" = None,
                    progress: bool = True, pick: str = DEFAULT_PICK) -> Gallery:
     """Embed every face in ``source_dir/Person_Name/*.jpg``; each image stays its own row, as the app stores them."""
-    from toolkit.data.detect import list_images
-
     source_dir = Path(source_dir)
     if not source_dir.is_dir():
         raise InputError(f"gallery folder not found: {source_dir}",
@@ -136,8 +130,6 @@ def enroll_gallery(source_dir: str | Path, embedder: Embedder, detector: "FaceDe
 
 def save_gallery(gallery: Gallery, path: str | Path, overwrite: bool = False) -> Path:
     """Write the gallery as a plain ``.npz`` (no pickle), atomically."""
-    from toolkit.io import atomic_path, check_outputs_free
-
     path = Path(path)
     if path.suffix.lower() != ".npz":
         raise InputError(f"gallery file must end in .npz, got {path.name}")

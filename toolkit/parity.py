@@ -19,10 +19,19 @@ from typing import Any
 import numpy as np
 
 from toolkit import native_logs
+from toolkit.checkpoint import load_checkpoint
 from toolkit.constants import DEFAULT_PARITY_FACES, DEFAULT_PICK, DEFAULT_THREADS
+from toolkit.data.faces import load_face_crops
+from toolkit.embedders import TFLiteEmbedder, TorchEmbedder, load_interpreter
 from toolkit.errors import InputError
+from toolkit.export import fold_for_export, module_path_of_tensor
+from toolkit.held_out import load_sample
+from toolkit.manifest import contract_for
 from toolkit.metrics import embedding_collapse
+from toolkit.reference import find_reference_for
+from toolkit.reports import calibrated_threshold
 from toolkit.spec import reject_unknown_keys
+from toolkit.tflite.inspect import inspect_tflite
 
 log = logging.getLogger(__name__)
 
@@ -250,12 +259,9 @@ def blame_collapsed_reference(reference: np.ndarray, failures: list[str], warnin
 def guess_precision(model_path: str | Path) -> str:
     """The artifact's precision: its contract (manifest entry or embedded), else int8 if its conv/FC weights are
     integer."""
-    from toolkit.manifest import contract_for
-
     contract = contract_for(model_path)
     if contract is not None and contract.precision in PRECISIONS:
         return contract.precision
-    from toolkit.tflite.inspect import inspect_tflite
 
     info = inspect_tflite(model_path)
     if any(t in ("int8", "uint8") for t in info.weight_types):
@@ -265,8 +271,6 @@ def guess_precision(model_path: str | Path) -> str:
 
 def _has_float16_weights(model_path: str | Path) -> bool:
     """float16 files feed float32 ops through DEQUANTIZE from float16 constants (so weight_types says float32)."""
-    from toolkit.embedders import load_interpreter
-
     interpreter = load_interpreter(model_path, num_threads=1)
     return any(np.dtype(t["dtype"]) == np.float16 for t in interpreter.get_tensor_details())
 
@@ -290,10 +294,6 @@ def parity_check(
     faces the export recorded (:mod:`toolkit.held_out`), else the stored reference inputs for this model's spec.
     ``tolerances`` override the per-precision defaults metric by metric.
     """
-    from toolkit.checkpoint import load_checkpoint
-    from toolkit.embedders import TFLiteEmbedder, TorchEmbedder
-    from toolkit.manifest import contract_for
-
     model = Path(model)
     checkpoint = Path(checkpoint)
     if not model.is_file():
@@ -305,7 +305,6 @@ def parity_check(
         raise InputError(f"--limit must be at least {MIN_FACES}, got {limit}")
     if precision is not None and precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}", hint=f"choose one of {', '.join(PRECISIONS)}")
-    from toolkit.tflite.inspect import inspect_tflite
 
     inspect_tflite(model)  # bounds-checked parse first: a truncated file gets a clear error, not a crash
     loaded = load_checkpoint(checkpoint)
@@ -369,12 +368,9 @@ def _parity_faces(model: Path, contract: Any, spec: Any, images: str | Path | No
                   progress: bool, pick: str) -> tuple[np.ndarray, list[str], str]:
     """(faces, labels, where they came from): ``images``, else the export's held-out sample, else a reference set."""
     if images is not None:
-        from toolkit.data.faces import load_face_crops
-
         crops = load_face_crops(images, spec, limit=limit, seed=seed, progress=progress, min_faces=MIN_FACES,
                                 pick=pick)
         return crops.images, crops.paths, str(images)
-    from toolkit.held_out import load_sample
 
     sample = load_sample(model, contract.manifest if contract is not None and contract.source == "manifest" else None)
     if sample is not None:
@@ -386,7 +382,6 @@ def _parity_faces(model: Path, contract: Any, spec: Any, images: str | Path | No
             log.warning("comparing the %d faces the export held out, not %d: pass --faces DIR_OR_CSV for more (or "
                         "export with --parity-faces %d)", len(sample.images), limit, limit)
         return sample.images[:limit], sample.labels[:limit], sample.description
-    from toolkit.reference import find_reference_for
 
     ref = find_reference_for(spec)
     if ref is None:
@@ -399,8 +394,6 @@ def _parity_faces(model: Path, contract: Any, spec: Any, images: str | Path | No
 
 def _threshold_from_eval_report(checkpoint: Path) -> tuple[float | None, str]:
     """The threshold the app uses: the one ``ftk evaluate`` calibrated for this checkpoint at the default FAR."""
-    from toolkit.reports import calibrated_threshold
-
     choice = calibrated_threshold(checkpoint)
     return choice.value, choice.note if choice.value is not None else ""
 
@@ -418,8 +411,6 @@ class LayerError:
 
 
 def _module_path(tensor_name: str) -> str | None:
-    from toolkit.export import module_path_of_tensor
-
     return module_path_of_tensor(tensor_name)
 
 
@@ -473,9 +464,6 @@ def layer_errors(model: str | Path, checkpoint: str | Path, images: str | Path |
     with native_logs.quiet_import():
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    from toolkit.checkpoint import load_checkpoint
-    from toolkit.export import fold_for_export
-    from toolkit.manifest import contract_for
     from toolkit.models.face_model import embedding_model_from
 
     model = Path(model)

@@ -11,12 +11,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from toolkit.constants import pyplot
 from toolkit.io import atomic_path
 
 
 def _pyplot():
-    from toolkit.constants import pyplot
-
     return pyplot()
 
 

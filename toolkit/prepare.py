@@ -24,10 +24,11 @@ from typing import Sequence
 from toolkit.constants import DEFAULT_PICK
 from toolkit.data.dataset import FaceRecord, faces_csv_text, labels_data, labels_path_for
 from toolkit.data.detect import IMAGE_SUFFIXES, Detection, FaceDetector, pick_face
+from toolkit.data.faces import check_pick
 from toolkit.errors import InputError, NoFacesError
 from toolkit.io import (
-    atomic_outputs, check_free_space, check_outputs_free, check_writable_location, removed_if_failed, sha256_file,
-    write_json_atomic, write_text_atomic,
+    atomic_outputs, atomic_path, check_free_space, check_outputs_free, check_writable_location, removed_if_failed,
+    sha256_file, write_json_atomic, write_text_atomic,
 )
 from toolkit.wording import plural
 
@@ -153,8 +154,6 @@ def prepare(image_dir: str | Path, out: str | Path, min_images_per_person: int =
 
 
 def _check_options(pick: str, min_images_per_person: int, contact_sheet: int, batch_size: int) -> None:
-    from toolkit.data.faces import check_pick
-
     check_pick(pick)
     if min_images_per_person < 1:
         raise InputError(f"--min-images-per-person must be >= 1, got {min_images_per_person}")
@@ -357,8 +356,6 @@ def write_contact_sheet(path: Path, image_dir: Path, records: list[FaceRecord], 
                         tile: int = 160, columns: int = 6) -> Path:
     """A grid of up to ``count`` images (spread over identities) with the chosen box and 5 landmarks drawn."""
     from PIL import Image, ImageDraw, ImageFont
-
-    from toolkit.io import atomic_path
 
     by_person: dict[str, list[FaceRecord]] = {}
     for r in records:

@@ -32,9 +32,17 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from toolkit.checkpoint import CheckpointMeta, load_checkpoint, read_checkpoint_meta, save_checkpoint
+from toolkit.data.crop import crop_face
+from toolkit.data.detect import list_images
+from toolkit.data.faces import crop_images, load_face_crops, spread_sample
+from toolkit.embedders import TorchEmbedder
 from toolkit.errors import InputError, OutputExistsError, ToolkitError
 from toolkit.io import read_json, sha256_bytes, sha256_file, write_json_atomic
+from toolkit.models.batchnorm import recalibrate_batchnorm
+from toolkit.models.registry import create_backbone, default_spec, load_backbone_weights, load_state_dict_file
 from toolkit.spec import ModelSpec
+from toolkit.versions import tool_versions
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +135,6 @@ def distance_matrix(embeddings: np.ndarray) -> np.ndarray:
 
 
 def torch_embeddings(checkpoint: str | Path, faces: np.ndarray) -> np.ndarray:
-    from toolkit.checkpoint import load_checkpoint
-    from toolkit.embedders import TorchEmbedder
-
     return TorchEmbedder.from_checkpoint(load_checkpoint(checkpoint)).embed(faces)
 
 
@@ -162,9 +167,6 @@ def write_reference_set(name: str, checkpoint: str | Path, faces: np.ndarray, de
                         root: Path | None = None, overwrite: bool = False, extra: dict[str, Any] | None = None
                         ) -> Path:
     """Compute PyTorch embeddings of ``faces`` with ``checkpoint`` and write the set, atomically as a folder."""
-    from toolkit.checkpoint import read_checkpoint_meta
-    from toolkit.versions import tool_versions
-
     root = root or reference_root()
     dest = root / name
     if dest.exists() and not overwrite:
@@ -234,10 +236,7 @@ def regenerate_tiny_synthetic(root: Path | None = None, overwrite: bool = False,
     a separate seeded batch, and its PyTorch embeddings."""
     import torch
 
-    from toolkit.checkpoint import CheckpointMeta, save_checkpoint
-    from toolkit.models.batchnorm import recalibrate_batchnorm
     from toolkit.models.face_model import FaceModel
-    from toolkit.models.registry import default_spec
 
     spec = default_spec("tiny")
     torch.manual_seed(seed)
@@ -259,9 +258,6 @@ def regenerate_face_set(name: str, checkpoint: str | Path, images: str | Path, l
     """A set of real face crops (e.g. MobileFaceNet on LFW crops): crops made by the toolkit from ``images``
     (a face folder or faces CSV) with the checkpoint's spec, then its PyTorch embeddings. Keep ``limit`` small:
     the set is committed (32 crops at 112x112 are ~1.2 MB before the checkpoint)."""
-    from toolkit.checkpoint import read_checkpoint_meta
-    from toolkit.data.faces import load_face_crops
-
     spec = read_checkpoint_meta(checkpoint).spec
     crops = load_face_crops(images, spec, limit=limit, seed=seed, min_faces=3)
     sources = [str(Path(p).relative_to(images)) if Path(images).is_dir() else Path(p).name for p in crops.paths]
@@ -306,8 +302,6 @@ def _shared_file(shared: Path, rel: str, sha256: str | None, what: str) -> Path:
 def _shared_crops(shared: Path, spec: ModelSpec, faces: list[dict[str, Any]]) -> tuple[np.ndarray, list[str]]:
     from PIL import Image
 
-    from toolkit.data.crop import crop_face
-
     crops = []
     for face in faces:
         with Image.open(_shared_file(shared, face["image"], face["image_sha256"], "image")) as im:
@@ -322,11 +316,6 @@ def regenerate_shared_face_set(name: str, backbone: str, shared: str | Path, wei
     """A golden set over ../shared: ``limit`` LFW images (spread over people), their MTCNN box and landmarks, the
     hash of each crop, and the embeddings of the published ``weights``. Only hashes, detections and embeddings are
     written; the images and weights stay in ../shared and are read again by :func:`verify_shared_face_set`."""
-    from toolkit.data.detect import list_images
-    from toolkit.data.faces import crop_images, spread_sample
-    from toolkit.versions import tool_versions
-    from toolkit.models.registry import default_spec
-
     shared = Path(shared)
     dest = (root or reference_root()) / SHARED_SETS / name
     if dest.exists() and not overwrite:
@@ -389,7 +378,6 @@ def _embed_with_spec(weights: Path, spec: ModelSpec, crops: np.ndarray) -> np.nd
     import torch
 
     from toolkit.models.face_model import EmbeddingModel
-    from toolkit.models.registry import create_backbone, load_backbone_weights, load_state_dict_file
 
     backbone = create_backbone(spec)
     load_backbone_weights(backbone, load_state_dict_file(weights), weights.name)

@@ -17,15 +17,12 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from toolkit.constants import DEFAULT_FAR
 from toolkit.errors import InputError
 from toolkit.io import read_json, sha256_file
-
-if TYPE_CHECKING:
-    from toolkit.spec import ModelSpec
-
+from toolkit.spec import ModelSpec
 log = logging.getLogger(__name__)
 
 REPORT_NAME = "report.json"

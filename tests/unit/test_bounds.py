@@ -387,9 +387,9 @@ def two_mib_disk(tmp_path):
 def test_a_disk_filling_during_conversion_is_no_space_left_and_leaves_nothing(tiny_checkpoint, two_mib_disk,
                                                                               capsys, monkeypatch):
     """The converter's own writer (LLVM) called exit(1) on ENOSPC: exit 1 with no message, temps left behind."""
-    import toolkit.io
+    import toolkit.export.stage
 
-    real_check = toolkit.io.check_free_space
+    real_check = toolkit.export.stage.check_free_space
 
     def check_then_fill(folder, needed, what):
         real_check(folder, needed, what)  # the up-front check passes; then another writer takes the disk
@@ -402,7 +402,7 @@ def test_a_disk_filling_during_conversion_is_no_space_left_and_leaves_nothing(ti
         finally:
             os.close(fd)
 
-    monkeypatch.setattr(toolkit.io, "check_free_space", check_then_fill)
+    monkeypatch.setattr(toolkit.export.stage, "check_free_space", check_then_fill)  # where the export calls it
     out = two_mib_disk / "export"
     refused(["export", tiny_checkpoint, "--out", out, "--quiet"], capsys, f"no space left on {out}")
     assert [p.name for p in two_mib_disk.iterdir()] == ["filler"]  # no export folder, no temp file

@@ -36,3 +36,22 @@ def test_no_import_cycle_among_toolkit_modules():
                 back = graph.find_shortest_chain(importer=imported, imported=module)
                 cycles.append(" -> ".join((module, *back)))
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+HEAVY = ("torch", "tensorflow", "ai_edge_litert", "litert_torch", "matplotlib")
+
+
+def test_cli_and_command_modules_import_no_heavy_library():
+    """``ftk --help`` imports toolkit.cli, ``ftk CMD --help`` one command module too: neither may load a heavy
+    library (those are imported inside the functions that use them)."""
+    commands = sorted(p.stem for p in (REPO / "toolkit" / "commands").glob("*.py") if p.stem != "__init__")
+    modules = ["toolkit.cli", *(f"toolkit.commands.{name}" for name in commands)]
+    code = ("import importlib, sys\n"
+            "for name in sys.argv[2:]:\n"
+            "    importlib.import_module(name)\n"
+            "print(sorted(m for m in sys.argv[1].split(',') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run([sys.executable, "-c", code, ",".join(HEAVY), *modules], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]", f"importing {modules} loaded {run.stdout.strip()}"

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from toolkit.bench.adb import AdbBenchOptions, bench_adb
+from toolkit.bench.host import bench_host, host_environment
 from toolkit.bench.options import parse_cpus, parse_threads
-from toolkit.constants import DEFAULT_THREADS
+from toolkit.constants import DEFAULT_THREADS, pyplot
 from toolkit.errors import CheckFailed, DeviceError, InputError
 from toolkit.io import atomic_path, check_outputs_free, ensure_writable_dir, write_json_atomic, write_text_atomic
 
@@ -143,8 +145,6 @@ def _output_paths(out_dir: str | Path | None, csv_path: str | Path | None,
 
 def _bench_on_host(model_paths: list[Path], settings: dict[str, Any], checkpoint: str | Path | None,
                    measure_rss: bool, progress: bool) -> BenchResult:
-    from toolkit.bench.host import bench_host, host_environment
-
     result = BenchResult(device="host", entries=[], settings=settings)
     result.environment = host_environment(with_torch=checkpoint is not None)
     bar = _progress_bar(progress, settings["runs"])
@@ -161,9 +161,6 @@ def _bench_on_host(model_paths: list[Path], settings: dict[str, Any], checkpoint
 def _bench_on_adb(model_paths: list[Path], settings: dict[str, Any], benchmark_binary: str | Path | None,
                   device_python: str | None, pull_to: Path | None) -> BenchResult:
     """Every serial in ``settings``; a device that fails keeps what it measured (``complete`` says so)."""
-    from toolkit.bench.adb import AdbBenchOptions, bench_adb
-    from toolkit.bench.host import host_environment
-
     result = BenchResult(device="adb", entries=[], settings=settings)
     result.environment = host_environment()
     opts = AdbBenchOptions(**{k: settings[k] for k in ("threads", "warmup", "runs", "min_time_s", "repeats",
@@ -301,8 +298,6 @@ def write_plot(result: BenchResult, path: Path) -> None:
     Horizontal bars (long model names stay readable, one per line) on a log axis when the slowest is more than 20x
     the fastest: PyTorch eager next to a small .tflite would otherwise flatten every other bar.
     """
-    from toolkit.constants import pyplot
-
     plt = pyplot()
 
     rows = [r for r in entry_rows(result) if r["median_ms"] is not None]

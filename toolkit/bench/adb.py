@@ -29,6 +29,7 @@ from typing import Any, Callable, Protocol, Sequence
 from toolkit.bench.cpu import CPUINFO_KEYS, parse_cpuinfo
 from toolkit.bench.host import BenchEntry, LatencyStats
 from toolkit.bench.parse import BenchmarkModelOutput, BenchmarkOutputError, parse_benchmark_output
+from toolkit.constants import cache_root
 from toolkit.errors import DependencyError, DeviceError, InputError
 from toolkit.io import sha256_file
 
@@ -302,8 +303,6 @@ def read_device_facts(client: AdbClient) -> dict[str, Any]:
 
 # --- benchmark binary --------------------------------------------------------------------------------------------------
 def _cache_root() -> Path:
-    from toolkit.constants import cache_root
-
     return cache_root()
 
 

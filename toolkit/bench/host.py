@@ -32,11 +32,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from toolkit import native_logs
+from toolkit import __version__, native_logs
 from toolkit.bench.cpu import host_cpu
 from toolkit.bench.options import parse_threads
+from toolkit.checkpoint import load_checkpoint
+from toolkit.embedders import load_interpreter
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import sha256_file
+from toolkit.manifest import contract_for
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +108,6 @@ def _version(dist: str) -> str | None:
 
 
 def host_environment(with_torch: bool = False) -> dict[str, Any]:
-    from toolkit import __version__
-
     cpu = host_cpu()
     env: dict[str, Any] = {
         "cpu": cpu.model,
@@ -149,8 +150,6 @@ def model_input(input_detail: dict, spec=None, seed: int = INPUT_SEED) -> np.nda
 
 def spec_for(model_path: Path):
     """The model's spec from its contract (verified manifest entry, else embedded in the file), or None."""
-    from toolkit.manifest import contract_for
-
     contract = contract_for(model_path)
     return None if contract is None else contract.spec
 
@@ -162,8 +161,6 @@ class LiteRTRunner:
     backend = "litert"
 
     def __init__(self, path: Path, threads: int):
-        from toolkit.embedders import load_interpreter
-
         self.path = path
         self.threads = threads
         spec = spec_for(path)
@@ -190,7 +187,6 @@ class TorchEagerRunner:
     def __init__(self, checkpoint: Path, threads: int):
         import torch
 
-        from toolkit.checkpoint import load_checkpoint
         from toolkit.models.face_model import embedding_model_from
 
         self.path = checkpoint

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import quiet_option
+from toolkit.commands.common import echo_json, quiet_option
 from toolkit.constants import DEFAULT_THREADS, MAX_THREADS
 
 
@@ -67,7 +67,6 @@ def bench_cmd(models, device, threads, warmup, runs, min_time, checkpoint, seria
               overwrite, quiet):
     """Latency of MODELS (.tflite) on the host or on adb-connected Android devices."""
     from toolkit.bench import format_table, run_bench
-    from toolkit.commands.common import echo_json
 
     result = run_bench(models, device=device, threads=threads, warmup=warmup, runs=runs, min_time_s=min_time,
                        checkpoint=checkpoint, serials=serials, benchmark_binary=benchmark_binary,

@@ -7,6 +7,7 @@ import time
 import click
 
 from toolkit.commands.common import echo_json, quiet_option
+from toolkit.wording import human_bytes, plural
 
 
 def _day(mtime: float | None) -> str:
@@ -15,7 +16,6 @@ def _day(mtime: float | None) -> str:
 
 def _show(as_json: bool) -> None:
     from toolkit.cache import DEFAULT_CLEAN, NEVER, cache_usage
-    from toolkit.wording import human_bytes
 
     usage = cache_usage()
     if as_json:
@@ -60,7 +60,6 @@ def cache_cmd(ctx, as_json, quiet):
 def clean_cmd(kinds, older_than, dry_run, as_json, quiet):
     """Remove cached entries (only inside the cache root; links are removed, never followed)."""
     from toolkit.cache import clean_cache
-    from toolkit.wording import human_bytes, plural
 
     result = clean_cache(tuple(kinds), older_than, dry_run)
     if as_json:

@@ -11,6 +11,8 @@ from toolkit.commands.common import (
 )
 
 from toolkit.constants import DEFAULT_FAR  # stdlib only: --help stays free of numpy
+from toolkit.errors import InputError
+from toolkit.io import check_outputs_free
 
 
 def _load(model, backbone, input_size, normalization, align, num_threads):
@@ -41,7 +43,6 @@ def compare_cmd(images, model, threshold, far, as_json, plot, overwrite, quiet, 
                 normalization, align, num_threads):
     """Cosine similarity between the faces in IMAGES (two or more), with same/different verdicts."""
     from toolkit.compare import compare_images
-    from toolkit.io import check_outputs_free
 
     if plot:
         check_outputs_free([Path(plot)], overwrite)
@@ -93,8 +94,6 @@ def match_cmd(probe, gallery_path, model, save_gallery, top_k, threshold, far, a
               backbone, input_size, normalization, align, num_threads):
     """Match the face in PROBE against a gallery exactly as the app does (best cosine, accept above threshold)."""
     from toolkit.reports import resolve_threshold
-    from toolkit.errors import InputError
-    from toolkit.io import check_outputs_free
     from toolkit.match import enroll_gallery, load_gallery, match_probe, save_gallery as write_gallery
 
     source = Path(gallery_path)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import FACES_PICK_NOTE, check_input_size, faces_option, pick_option, quiet_option
+from toolkit.commands.common import (
+    FACES_PICK_NOTE, check_input_size, echo_json, faces_option, pick_option, quiet_option,
+)
 from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PARITY_FACES
 
 
@@ -38,7 +40,6 @@ from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_PARITY_FACES
 def export_cmd(checkpoint, out_dir, quantize, faces, calibration_limit, parity_faces, calibration_batch, keep_float,
                input_size, overwrite, as_json, quiet, pick):
     """Export CHECKPOINT's head-less embedding model to TFLite, with a manifest (spec, ops, runtime, hashes)."""
-    from toolkit.commands.common import echo_json
     from toolkit.export import export_model
 
     layers = tuple(n.strip() for item in keep_float for n in item.split(",") if n.strip())

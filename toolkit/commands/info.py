@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import quiet_option
+from toolkit.commands.common import echo_json, quiet_option
+from toolkit.errors import InputError
+from toolkit.io import sha256_file
 
 
 @click.command("info")
@@ -13,8 +15,6 @@ from toolkit.commands.common import quiet_option
 @quiet_option()
 def info_cmd(path, as_json, quiet):
     """Show the spec, classes, ops and minimum runtime of PATH (checkpoint, .tflite or export folder)."""
-    from toolkit.commands.common import echo_json
-
     info = describe_path(path)
     if as_json:
         echo_json(info)
@@ -75,8 +75,6 @@ def describe_path(path) -> dict:
     """
     from pathlib import Path
 
-    from toolkit.errors import InputError
-    from toolkit.io import sha256_file
     from toolkit.manifest import MANIFEST_NAME, artifact_status, read_manifest
 
     path = Path(path)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import FACES_PICK_NOTE, faces_option, pick_option, quiet_option, threads_option
+from toolkit.commands.common import FACES_PICK_NOTE, echo_json, faces_option, pick_option, quiet_option, threads_option
 from toolkit.constants import DEFAULT_PARITY_FACES
+from toolkit.errors import CheckFailed
+from toolkit.io import check_outputs_free, write_json_atomic
 
 
 @click.command("parity-check")
@@ -40,9 +42,6 @@ def parity_cmd(model, checkpoint, faces, limit, tolerance, precision, threshold,
     """Prove MODEL.tflite computes the same embeddings as CHECKPOINT: exit 0 pass, 1 out of tolerance."""
     from pathlib import Path
 
-    from toolkit.commands.common import echo_json
-    from toolkit.errors import CheckFailed
-    from toolkit.io import check_outputs_free, write_json_atomic
     from toolkit.parity import parse_tolerances, parity_check
 
     tolerances = parse_tolerances(tolerance)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import quiet_option
+from toolkit.commands.common import echo_json, quiet_option
+from toolkit.io import read_json
 
 
 @click.command("pipeline")
@@ -18,8 +19,6 @@ def pipeline_cmd(config, run_dir, force, as_json, quiet):
 
     Exit code 0 when the budget (int8 accuracy drop, parity) holds, 1 when it does not, 2 on bad input.
     """
-    from toolkit.commands.common import echo_json
-    from toolkit.io import read_json
     from toolkit.pipeline import raise_on_budget, run_pipeline
 
     result = run_pipeline(config, run_dir, force=tuple(force), progress=not (quiet or as_json))

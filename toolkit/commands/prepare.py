@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import pick_option, quiet_option
+from toolkit.commands.common import echo_json, pick_option, quiet_option
 
 
 @click.command("prepare")
@@ -37,8 +37,6 @@ def prepare_cmd(image_dir, out, min_images_per_person, split, holdout_identities
                      holdout_identities=holdout_identities, seed=seed, pick=pick, contact_sheet=contact_sheet,
                      overwrite=overwrite, batch_size=batch_size, progress=not (quiet or as_json))
     if as_json:
-        from toolkit.commands.common import echo_json
-
         echo_json(result)
         return
     splits = ", ".join(f"{k} {v}" for k, v in result.split_counts.items() if v)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.commands.common import quiet_option
+from toolkit.commands.common import echo_json, quiet_option
 from toolkit.wording import plural
 
 
@@ -22,7 +22,6 @@ from toolkit.wording import plural
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def train_cmd(config_path, resume, out_dir, weights, epochs, device, overwrite, quiet, as_json):
     """Train or fine-tune a backbone + classifier head from a YAML config (multi-GPU: run under torchrun)."""
-    from toolkit.commands.common import echo_json
     from toolkit.train import train_from_config_file
 
     result = train_from_config_file(config_path, resume=resume, overwrite=overwrite, progress=not (quiet or as_json),

@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from toolkit.constants import cache_root
 from toolkit.data.images import ImageRefused, load_rgb
 from toolkit.io import sha256_text
 
@@ -39,8 +40,6 @@ class Detection:
 
 
 def cache_dir() -> Path:
-    from toolkit.constants import cache_root
-
     return cache_root()
 
 

@@ -28,24 +28,20 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ContextManager, Sequence
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 from PIL import Image
 
 from toolkit.constants import DEFAULT_PICK, PICK_RULES
 from toolkit.data.crop import center_crop, crop_face
-from toolkit.data.dataset import image_root_for, read_faces_csv
+from toolkit.data.dataset import FaceRecord, image_root_for, read_faces_csv
 from toolkit.data.detect import Detection, FaceDetector, cache_dir, list_images, pick_face
 from toolkit.data.images import load_rgb
+from toolkit.embedders import Embedder
 from toolkit.errors import InputError, NoFacesError
-from toolkit.io import sha256_text
+from toolkit.io import atomic_path, sha256_text
 from toolkit.spec import ModelSpec
-
-if TYPE_CHECKING:
-    from toolkit.data.dataset import FaceRecord
-    from toolkit.embedders import Embedder
-
 log = logging.getLogger(__name__)
 
 MISSING_POLICIES = ("skip", "fallback")
@@ -313,8 +309,6 @@ def _load_npz(path: Path) -> dict[str, np.ndarray] | None:
 
 
 def _save_npz(path: Path, **arrays: np.ndarray) -> None:
-    from toolkit.io import atomic_path
-
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:

@@ -11,9 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from toolkit.data.faces import load_face_crops
 from toolkit.errors import NoFacesError
 from toolkit.export.convert import _first_line
 from toolkit.export.manifest_writer import _array_sha256, _beside_or_absolute
+from toolkit.held_out import split_held_out
 from toolkit.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -117,9 +119,6 @@ class CalibrationPlan:
 
 def _read_calibration(plan: CalibrationPlan, spec: ModelSpec, out_dir: Path, progress: bool):
     """(calibration crops, held-out crops, image digests, the manifest's calibration summary)."""
-    from toolkit.data.faces import load_face_crops
-    from toolkit.held_out import split_held_out
-
     try:
         crops = load_face_crops(plan.source, spec, limit=plan.limit + plan.parity_faces, seed=plan.seed,
                                 progress=progress, min_faces=MIN_CALIBRATION_FACES, pick=plan.pick)

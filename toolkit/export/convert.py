@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 import numpy as np
 
 from toolkit import native_logs
+from toolkit.embedders import load_interpreter
 from toolkit.errors import InputError, ToolkitError
 from toolkit.export.monitoring import litert_progress
 from toolkit.export.results import ExportFailed
 from toolkit.spec import ModelSpec
+from toolkit.tflite.inspect import inspect_tflite
 
 if TYPE_CHECKING:
     import torch
@@ -114,8 +116,6 @@ def fold_for_export(module: "nn.Module", check_faces: np.ndarray) -> tuple["nn.M
 
 def inspect_artifact(path: Path) -> dict[str, Any]:
     """Op list with versions, minimum runtime, external buffers, I/O: from ``toolkit.tflite.inspect``."""
-    from toolkit.tflite.inspect import inspect_tflite
-
     info = inspect_tflite(path)
     data = info.to_dict()
     # The file is still at its temp name here; hashes/sizes are added by the caller under the final name.
@@ -126,8 +126,6 @@ def inspect_artifact(path: Path) -> dict[str, Any]:
 
 def _check_loadable(path: Path, spec: ModelSpec) -> None:
     """The written file must load in LiteRT with the contract's input and output shapes."""
-    from toolkit.embedders import load_interpreter
-
     interpreter = load_interpreter(path, num_threads=1)
     inp, out = interpreter.get_input_details(), interpreter.get_output_details()
     in_shape = tuple(int(v) for v in inp[0]["shape"])

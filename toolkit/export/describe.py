@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from toolkit.checkpoint import read_checkpoint_meta
 from toolkit.constants import MANIFEST_NAME
+from toolkit.embedders import load_interpreter, read_manifest_for
 from toolkit.errors import InputError
-from toolkit.io import sha256_file
+from toolkit.io import read_json, sha256_file
+from toolkit.tflite.inspect import inspect_tflite
 
 
 def artifact_entry(tflite_path: str | Path) -> dict[str, Any] | None:
     """This file's entry in the manifest beside it (None without a manifest or entry)."""
-    from toolkit.embedders import read_manifest_for
-
     manifest = read_manifest_for(tflite_path)
     if not manifest:
         return None
@@ -22,8 +23,6 @@ def artifact_entry(tflite_path: str | Path) -> dict[str, Any] | None:
 
 def describe_path(path: str | Path) -> dict[str, Any]:
     """What a checkpoint, a .tflite or an export folder contains (for ``ftk info``)."""
-    from toolkit.embedders import read_manifest_for
-
     path = Path(path)
     if not path.exists():
         raise InputError(f"not found: {path}")
@@ -32,7 +31,6 @@ def describe_path(path: str | Path) -> dict[str, Any]:
         if not manifest_file.is_file():
             raise InputError(f"{path} is a folder without {MANIFEST_NAME}; not an ftk export",
                              hint="give a checkpoint, a .tflite or an export folder")
-        from toolkit.io import read_json
 
         manifest = read_json(manifest_file, "export manifest")
         files = {}
@@ -42,8 +40,6 @@ def describe_path(path: str | Path) -> dict[str, Any]:
                            "sha256_ok": file.is_file() and sha256_file(file) == entry.get("sha256")}
         return {"kind": "export", "path": str(path), "manifest": manifest, "files": files}
     if path.suffix.lower() == ".tflite":
-        from toolkit.embedders import load_interpreter
-
         inspected = _inspect(path)  # bounds-checked: a truncated or foreign file gets a clear error
         load_interpreter(path, num_threads=1)
         manifest = read_manifest_for(path)
@@ -52,7 +48,6 @@ def describe_path(path: str | Path) -> dict[str, Any]:
                 "sha256": sha256_file(path), "inspect": inspected,
                 "spec": (manifest or {}).get("spec"), "manifest_entry": entry,
                 "matches_manifest": None if entry is None else entry.get("sha256") == sha256_file(path)}
-    from toolkit.checkpoint import read_checkpoint_meta
 
     meta = read_checkpoint_meta(path)
     return {"kind": "checkpoint", "path": str(path), "size_bytes": path.stat().st_size,
@@ -60,6 +55,4 @@ def describe_path(path: str | Path) -> dict[str, Any]:
 
 
 def _inspect(path: Path) -> dict[str, Any]:
-    from toolkit.tflite.inspect import inspect_tflite
-
     return inspect_tflite(path).to_dict()

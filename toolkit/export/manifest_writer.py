@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as _dt
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from toolkit.checkpoint import LoadedCheckpoint
 from toolkit.embedders import load_interpreter
 from toolkit.errors import ModelFileError
 from toolkit.export.convert import inspect_artifact
@@ -19,10 +20,6 @@ from toolkit.manifest import FORMAT_VERSION, contract_document
 from toolkit.spec import ModelSpec
 from toolkit.tflite.metadata import CONTRACT_METADATA_NAME, read_contract, write_contract
 from toolkit.versions import tool_versions
-
-if TYPE_CHECKING:
-    from toolkit.checkpoint import LoadedCheckpoint
-
 
 EXPORT_FORMAT = "ftk.export/1"
 

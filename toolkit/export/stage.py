@@ -11,13 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from toolkit.checkpoint import LoadedCheckpoint, load_checkpoint
 from toolkit.constants import (
-    DEFAULT_CALIBRATION_FACES,
-    DEFAULT_PARITY_FACES,
-    DEFAULT_PICK,
-    MANIFEST_NAME,
-    MAX_INPUT_SIZE,
-    MIN_INPUT_SIZE,
+    DEFAULT_CALIBRATION_FACES, DEFAULT_PARITY_FACES, DEFAULT_PICK, MANIFEST_NAME, MAX_INPUT_SIZE, MIN_INPUT_SIZE,
 )
 from toolkit.constants import PARITY_SAMPLE_NAME as SAMPLE_NAME
 from toolkit.errors import InputError, ToolkitError
@@ -30,16 +26,19 @@ from toolkit.export.int8 import float_ops_of, quantised_kept_layers, quantize_in
 from toolkit.export.manifest_writer import _artifact, _make_readable, build_manifest, finalize_export
 from toolkit.export.monitoring import PeakRss, process_peak_rss
 from toolkit.export.results import ArtifactResult, ExportFailed, ExportResult
+from toolkit.held_out import manifest_entry, write_sample
 from toolkit.install import finish_interrupted, staged_install
-from toolkit.io import check_outputs_free, ensure_writable_dir
+from toolkit.io import (
+    check_free_space, check_outputs_free, disk_full_is_input_error, ensure_writable_dir, free_bytes, no_space_error,
+    write_json_atomic,
+)
 from toolkit.locks import exclusive
+from toolkit.reference import synthetic_inputs
 from toolkit.spec import ModelSpec
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
-
-    from toolkit.checkpoint import LoadedCheckpoint
 
 log = logging.getLogger("toolkit.export")  # one logger for the stage: log lines keep the name they always had
 
@@ -107,8 +106,6 @@ def export_model(
     ``calibration_limit`` to read and hold out of calibration (by image content hash) for ``ftk parity-check``
     (``parity_faces.npz``; none when fewer than 8 can be spared; 0: none).
     """
-    from toolkit.checkpoint import LoadedCheckpoint, load_checkpoint
-
     started = time.perf_counter()
     extra = parse_quantize(quantize)
     int8 = "int8" in extra
@@ -158,8 +155,6 @@ def export_model(
 def _disk_full(exc: BaseException, folder: Path) -> bool:
     import errno
 
-    from toolkit.io import free_bytes
-
     for e in (exc, exc.__cause__, exc.__context__):
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return True
@@ -174,9 +169,7 @@ def _export_loaded(loaded: "LoadedCheckpoint", out_dir: Path, outputs: dict[str,
                    keep_float: tuple[str, ...], calibration_batch: int, load_seconds: float) -> ExportResult:
     import torch
 
-    from toolkit.io import check_free_space, disk_full_is_input_error, no_space_error, write_json_atomic
     from toolkit.models.face_model import EmbeddingModel
-    from toolkit.reference import synthetic_inputs
 
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -275,7 +268,6 @@ def _stage_parity_sample(manifest: dict[str, Any], held_out, work: Path, source)
     """Write the held-out parity faces into the work folder and name them in the manifest (None: no sample)."""
     if held_out is None:
         return None
-    from toolkit.held_out import manifest_entry, write_sample
 
     held, calib, digests = held_out
     path = work / SAMPLE_NAME

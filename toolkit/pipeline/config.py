@@ -8,7 +8,10 @@ from typing import Any, Literal
 
 from toolkit.config import from_dict, load_config
 from toolkit.constants import DEFAULT_CALIBRATION_FACES, DEFAULT_FAR, DEFAULT_PARITY_FACES, DEFAULT_THREADS
+from toolkit.data.pairs import read_pairs
 from toolkit.errors import ConfigError
+from toolkit.models.registry import get_backbone_info
+from toolkit.train import TrainConfig
 
 
 @dataclass
@@ -107,7 +110,6 @@ class PipelineConfig:
 
 def load_pipeline_config(path: str | Path) -> PipelineConfig:
     config = load_config(path, PipelineConfig)
-    from toolkit.models.registry import get_backbone_info
 
     get_backbone_info(config.backbone)  # unknown backbone: fail before any work
     if config.train is not None:
@@ -129,8 +131,6 @@ def check_parity_limit(config: PipelineConfig) -> None:
 
 def check_selection_pairs(select: Path, test: Path) -> None:
     """The pairs that choose the shipped model must not share a person with the pairs that measure it."""
-    from toolkit.data.pairs import read_pairs
-
     for what, path in (("evaluate.select_pairs", select), ("evaluate.pairs", test)):
         if not Path(path).is_file():
             raise ConfigError(f"{what}: pairs file not found: {path}")
@@ -151,8 +151,6 @@ def choose_shipped(start: dict[str, Any], tuned: dict[str, Any]) -> tuple[str, s
 
 
 def _train_config(config: PipelineConfig, base_dir: Path, faces_csv: Path, out_dir: Path):
-    from toolkit.train import TrainConfig
-
     reserved = {"data", "backbone", "weights", "out_dir", "pretrained", "init_checkpoint"}
     clash = reserved & set(config.train or {})
     if clash:

@@ -11,12 +11,15 @@ from typing import Any
 
 from toolkit import __version__
 from toolkit.config import dump_config, to_plain
+from toolkit.deploy import deploy
 from toolkit.errors import CheckFailed, InputError
+from toolkit.html_report import write_html_report
 from toolkit.io import ensure_writable_dir, sha256_file, write_json_atomic
 from toolkit.locks import exclusive
 from toolkit.pipeline.config import BudgetSection, DeploySection, PipelineConfig, load_pipeline_config
 from toolkit.pipeline.runner import RunContext, StageRecord, StageRunner, _now, check_force, to_run_relative
-from toolkit.pipeline.stages import STAGE_PLANS
+from toolkit.pipeline.stages import STAGE_PLANS, app_after_stage
+from toolkit.versions import tool_versions
 
 
 @dataclass
@@ -58,7 +61,6 @@ def run_pipeline(config_path: str | Path, run_dir: str | Path, force: tuple[str,
         report = build_report(run, deploy_result, seconds)
         report_json = root / "report.json"
         write_json_atomic(report_json, report)
-        from toolkit.html_report import write_html_report
 
         report_html = write_html_report(report, root / "report.html")
     return PipelineResult(root, report_json, report_html, list(run.runner.records.values()), report["ladder"],
@@ -83,7 +85,6 @@ def deploy_step(run: RunContext) -> dict[str, Any] | None:
     d = run.config.deploy
     if d is None:
         return None
-    from toolkit.deploy import deploy
 
     app_dir = _fresh_app_copy(d.app, run.root / "app") if d.copy_to_run else d.app
     parity = (run.result("parity") or {}).get(d.variant)
@@ -105,7 +106,6 @@ def _app_after(run: RunContext, deploy_result: dict[str, Any] | None):
         return None
     if (deploy_result.get("preprocessing") or {}).get("mode") != "patch":
         return None  # kit and none leave the app's own crop in place: nothing new to measure
-    from toolkit.pipeline.stages import app_after_stage
 
     app_dir = Path(deploy_result["app_dir"])  # run-relative when the app copy is in the run folder
     return app_after_stage(run, app_dir if app_dir.is_absolute() else run.root / app_dir)
@@ -113,8 +113,6 @@ def _app_after(run: RunContext, deploy_result: dict[str, Any] | None):
 
 def build_report(run: RunContext, deploy_result: dict[str, Any] | None, seconds: float) -> dict[str, Any]:
     """report.json's content, every path inside the run folder relative to it."""
-    from toolkit.versions import tool_versions
-
     c, records = run.config, run.runner.records
     ladder = run.result("evaluate")["ladder"] + ((run.result("app_after") or {}).get("ladder") or [])
     checks = budget_checks(c.budget, ladder, run.result("parity"), c.deploy)

@@ -8,13 +8,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 from toolkit.app_sim import app_eval_dir
+from toolkit.bench import run_bench
 from toolkit.config import to_plain
 from toolkit.constants import PARITY_SAMPLE_NAME
+from toolkit.deploy.app_runner import app_build_fingerprint
 from toolkit.errors import DependencyError
+from toolkit.evaluate import evaluate_model_file
+from toolkit.export import export_model
+from toolkit.init_checkpoint import init_checkpoint
 from toolkit.io import write_json_atomic
+from toolkit.parity import parity_check
 from toolkit.pipeline.config import _train_config, choose_shipped
 from toolkit.pipeline.runner import FileInput, FolderInput, RunContext, Stage, StageOutput, _file, to_run_relative
+from toolkit.prepare import prepare
 from toolkit.reports import default_eval_dir
+from toolkit.train import train
 
 log = logging.getLogger("toolkit.pipeline")  # one logger for the pipeline: log lines keep the name they always had
 
@@ -28,8 +36,6 @@ def prepare_stage(run: RunContext) -> Stage:
     p = run.config.prepare
 
     def work(folder: Path) -> StageOutput:
-        from toolkit.prepare import prepare
-
         res = prepare(p.images, folder / "faces.csv", min_images_per_person=p.min_images_per_person, split=p.split,
                       seed=p.seed, contact_sheet=p.contact_sheet, overwrite=True, progress=run.progress)
         files = [res.csv_path, res.labels_path, res.rejects_path, res.contact_sheet_path]
@@ -44,8 +50,6 @@ def base_stage(run: RunContext) -> Stage:
     calibration = None if c.weights else run.faces_csv
 
     def work(folder: Path) -> StageOutput:
-        from toolkit.init_checkpoint import init_checkpoint
-
         res = init_checkpoint(folder / "base.pt", backbone=c.backbone, weights=c.weights, calibration=calibration,
                               overwrite=True, progress=run.progress)
         return StageOutput(to_plain(res), [res.path])
@@ -61,8 +65,6 @@ def train_stage(run: RunContext) -> Stage | None:
     faces_csv = run.faces_csv
 
     def work(folder: Path) -> StageOutput:
-        from toolkit.train import train
-
         tcfg = _train_config(c, run.config_path.resolve().parent, faces_csv, folder)
         resume = (folder / "last.pt").is_file()
         res = train(tcfg, config_path=run.config_path, resume=resume, overwrite=not resume, progress=run.progress)
@@ -83,8 +85,6 @@ def select_stage(run: RunContext) -> Stage | None:
     candidates = {"start": run.start, "fine-tuned": run.fine_tuned}
 
     def work(folder: Path) -> StageOutput:
-        from toolkit.evaluate import evaluate_model_file
-
         rows = {label: _ladder_row(label, path, evaluate_model_file(
                     path, pairs=e.select_pairs, data=run.data_dir, far=e.far, limit_pairs=e.select_limit_pairs,
                     out_dir=folder / label, overwrite=True, progress=run.progress))
@@ -106,8 +106,6 @@ def export_stage(run: RunContext) -> Stage:
         log.info("shipping the %s model: %s", select["shipped"], select["reason"])
 
     def work(folder: Path) -> StageOutput:
-        from toolkit.export import export_model
-
         res = export_model(checkpoint, folder, quantize="int8" if c.export.quantize else None,
                            calibration=faces_csv, calibration_limit=c.export.calibration_limit,
                            parity_faces=c.export.parity_faces, overwrite=True, progress=run.progress)
@@ -149,8 +147,6 @@ def parity_stage(run: RunContext) -> Stage:
                      None)
 
     def work(folder: Path) -> StageOutput:
-        from toolkit.parity import parity_check
-
         out, files = {}, []
         for precision, path in artifacts.items():
             out[precision] = parity_check(path, checkpoint, images=None if held_out else faces_csv, limit=limit,
@@ -172,8 +168,6 @@ def bench_stage(run: RunContext) -> Stage | None:
     baseline = run.shipped if b.pytorch_baseline else None
 
     def work(folder: Path) -> StageOutput:
-        from toolkit.bench import run_bench
-
         res = run_bench(models, device="host", threads=b.threads, warmup=b.warmup, runs=b.runs, checkpoint=baseline,
                         out_dir=folder, plot_path=folder / "latency.png", overwrite=True, progress=run.progress)
         result = res.to_dict(with_samples=False)
@@ -225,8 +219,6 @@ def _app_rungs(run: RunContext) -> list[tuple[str, Path, str | None]]:
 def app_after_stage(run: RunContext, app_dir: Path) -> Stage:
     """The app after deploy: the deployed file on the pairs, each face cropped by the patched app's OWN code
     (its crop function and input builder, compiled against ftk's Android stubs and run on the JVM)."""
-    from toolkit.deploy.app_runner import app_build_fingerprint
-
     e, d = run.config.evaluate, run.config.deploy
     model = run.artifacts[d.variant]
     label = f"app after deploy ({d.variant})"
@@ -242,8 +234,6 @@ def app_after_stage(run: RunContext, app_dir: Path) -> Stage:
 
 def _evaluate_rung(run: RunContext, label: str, model_path: Path, simulate_app: str | None,
                    classify_csv: Path | None, folder: Path, app_dir: Path | None = None) -> dict[str, Any]:
-    from toolkit.evaluate import evaluate_model_file
-
     e = run.config.evaluate
     if model_path.suffix != ".tflite":
         slug = re.sub(r"[^A-Za-z0-9.-]+", "_", label).strip("_")  # a plain folder name: no comma, colon or space

@@ -15,7 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import ModelFileError
+from toolkit import native_logs
+from toolkit.errors import DependencyError, ModelFileError
 from toolkit.tflite.op_versions import EXTERNAL_BUFFERS_MIN_RUNTIME, max_version, min_runtime_for
 
 log = logging.getLogger(__name__)
@@ -81,14 +82,10 @@ class TFLiteInfo:
 
 
 def _schema():
-    from toolkit import native_logs
-
     try:
         with native_logs.quiet_import():
             from ai_edge_litert import schema_py_generated as schema
     except ImportError as exc:  # pragma: no cover - ai-edge-litert is a hard dependency
-        from toolkit.errors import DependencyError
-
         raise DependencyError(f"cannot import the TFLite schema from ai-edge-litert: {exc}",
                               hint="reinstall with scripts/setup.sh") from None
     return schema

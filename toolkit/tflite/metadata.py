@@ -21,6 +21,7 @@ from typing import Any
 
 from toolkit.errors import InputError, ModelFileError
 from toolkit.io import check_replaceable, parse_json
+from toolkit.tflite.inspect import _schema as schema
 
 CONTRACT_METADATA_NAME = "ftk_contract"
 TFLITE_IDENTIFIER = b"TFL3"
@@ -30,8 +31,6 @@ MAX_CONTRACT_BYTES = 1 << 20
 
 
 def _schema():
-    from toolkit.tflite.inspect import _schema as schema
-
     return schema()
 
 

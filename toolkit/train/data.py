@@ -8,25 +8,21 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from toolkit.data.dataset import FaceRecord, image_root_for, read_faces_csv
+from toolkit.data.faces import crop_records
+from toolkit.data.pairs import read_pairs
 from toolkit.errors import InputError, NoFacesError
 from toolkit.io import atomic_path, check_free_space, sha256_file, sha256_text
+from toolkit.spec import ModelSpec
 from toolkit.train.config import TrainConfig
-
-if TYPE_CHECKING:
-    from toolkit.data.dataset import FaceRecord
-    from toolkit.spec import ModelSpec
-
 log = logging.getLogger("toolkit.train")  # one logger for the stage: log lines keep the name they always had
 
 
 def identities_in_pairs(path: str | Path) -> set[str]:
     """Every identity named in an LFW pairs file (the one parser: :func:`toolkit.data.pairs.read_pairs`)."""
-    from toolkit.data.pairs import read_pairs
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"pairs file not found: {path}", hint="exclude_identities_from must name an LFW pairs file")
@@ -51,8 +47,6 @@ def select_records(config: TrainConfig) -> tuple[list["FaceRecord"], list["FaceR
     (before its split): a person prepare kept with 20 faces is not dropped here for having 17 of them in train + val.
     Who is left out, and why, is logged (:func:`dropped_people`)."""
     import random
-
-    from toolkit.data.dataset import read_faces_csv
 
     d = config.data
     records = read_faces_csv(d.faces_csv)
@@ -119,8 +113,6 @@ def _log_dropped(dropped: dict[str, str]) -> None:
 def load_train_data(config: TrainConfig, spec: "ModelSpec", run_dir: Path, progress: bool = True,
                     build_cache: bool = True) -> TrainData:
     """Select, crop (or read the crop cache) and return the training and validation faces."""
-    from toolkit.data.dataset import image_root_for
-
     train, val, class_names, excluded = select_records(config)
     root = Path(config.data.image_root) if config.data.image_root else image_root_for(config.data.faces_csv)
     key = sha256_text("\n".join([
@@ -138,7 +130,6 @@ def load_train_data(config: TrainConfig, spec: "ModelSpec", run_dir: Path, progr
     if build_cache:
         check_free_space(run_dir, _run_bytes(config, spec, len(class_names), len(train) + len(val)),
                          f"the run ({len(train) + len(val)} cached face crops and the checkpoints)")
-    from toolkit.data.faces import crop_records
 
     workers = config.num_workers or os.cpu_count() or 1
     train_images, train_labels, rejects = crop_records(train, root, spec, workers, progress, "cropping train faces")

@@ -7,15 +7,13 @@ import logging
 import socket
 import urllib.error
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from toolkit.checkpoint import load_checkpoint, read_checkpoint_meta
 from toolkit.errors import ConfigError, DependencyError
 from toolkit.io import sha256_file
+from toolkit.models.registry import create_backbone, default_spec, load_backbone_weights, load_state_dict_file
+from toolkit.spec import ModelSpec
 from toolkit.train.config import DOWNLOAD_TIMEOUT_S, PRETRAINED_URLS, TrainConfig
-
-if TYPE_CHECKING:
-    from toolkit.spec import ModelSpec
-
 log = logging.getLogger("toolkit.train")  # one logger for the stage: log lines keep the name they always had
 
 
@@ -49,8 +47,6 @@ def fetch_pretrained(name: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
 
 def check_weights_file(config: TrainConfig) -> None:
     """Load ``weights`` into a backbone now, before any cropping: a wrong file fails in seconds, writing nothing."""
-    from toolkit.models.registry import create_backbone, default_spec, load_backbone_weights, load_state_dict_file
-
     spec = default_spec(config.backbone, input_size=config.input_size, crop=config.data.crop)
     load_backbone_weights(create_backbone(spec), load_state_dict_file(config.weights), str(config.weights))
 
@@ -58,11 +54,8 @@ def check_weights_file(config: TrainConfig) -> None:
 def training_spec(config: TrainConfig) -> "ModelSpec":
     """The run's model contract, decided once: the init_checkpoint's spec (which the config may not contradict), else
     the backbone's default at the configured input size and crop. Crops, model and checkpoints all use it."""
-    from toolkit.models.registry import default_spec
-
     if config.init_checkpoint is None:
         return default_spec(config.backbone, input_size=config.input_size, crop=config.data.crop)
-    from toolkit.checkpoint import read_checkpoint_meta
 
     spec = read_checkpoint_meta(config.init_checkpoint).spec
     if spec.backbone != config.backbone:
@@ -76,11 +69,8 @@ def training_spec(config: TrainConfig) -> "ModelSpec":
 def _build_model(config: TrainConfig, spec: "ModelSpec", num_classes: int, class_names: list[str]):
     """The FaceModel for ``spec`` and a description of where its initial weights came from."""
     from toolkit.models.face_model import FaceModel
-    from toolkit.models.registry import load_backbone_weights, load_state_dict_file
 
     if config.init_checkpoint is not None:
-        from toolkit.checkpoint import load_checkpoint
-
         loaded = load_checkpoint(config.init_checkpoint)
         if loaded.meta.spec != spec:
             raise ConfigError(f"init_checkpoint {config.init_checkpoint} changed while training started")

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 from toolkit.io import write_text_atomic
+from toolkit.plots import _pyplot, save_figure
 
 
 RESULTS_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds", "images_per_s"]
@@ -32,8 +33,6 @@ def write_lr_csv(path: Path, rows: list[dict[str, float]]) -> None:
 
 def plot_curves(path: Path, history: list[dict[str, float]], lr_rows: list[dict[str, float]]) -> None:
     """Loss, accuracy and learning rate per epoch, side by side in one PNG."""
-    from toolkit.plots import _pyplot, save_figure
-
     plt = _pyplot()
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
+from toolkit.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from toolkit.config import config_hash, dump_config_yaml
 from toolkit.errors import CheckpointError, ConfigError, InputError, NoFacesError
 from toolkit.io import write_text_atomic
@@ -150,8 +151,6 @@ class Trainer:
     def restore(self) -> None:
         """--resume: weights, optimiser, AMP scaler, RNG, history and best-so-far from last.pt."""
         import torch
-
-        from toolkit.checkpoint import load_checkpoint
 
         last = self.files.last
         loaded = load_checkpoint(last)
@@ -401,8 +400,6 @@ class Trainer:
         }
 
     def _save(self, path: Path, epoch: int | None, metrics: dict[str, float], extra: dict[str, Any] | None) -> None:
-        from toolkit.checkpoint import CheckpointMeta, save_checkpoint
-
         meta = CheckpointMeta(spec=self.spec, num_classes=self.num_classes, class_names=list(self.data.class_names),
                               config_hash=self.full_hash, weights_source=self.weights_source, epoch=epoch,
                               metrics=metrics)
