@@ -60,9 +60,10 @@ def check_simulation(mode: str | None) -> None:
         raise InputError(f"--simulate-app must be one of {', '.join(SIMULATIONS)}, got {mode!r}")
 
 
-def app_eval_dir(model_path: str | Path, mode: str) -> Path:
-    """Where ``ftk evaluate MODEL --simulate-app MODE`` writes its report by default (beside the model's own)."""
-    return Path(model_path).with_name(f"{Path(model_path).stem}.app-{mode}.eval")
+def app_eval_dir(model_path: str | Path, mode: str, base: str | Path | None = None) -> Path:
+    """``<model stem>.app-<mode>.eval`` in ``base``: the current folder by default (where ``ftk evaluate MODEL
+    --simulate-app MODE`` writes its report); the pipeline passes the model's own folder."""
+    return Path(Path.cwd() if base is None else base) / f"{Path(model_path).stem}.app-{mode}.eval"
 
 
 def sensor_frame(upright: np.ndarray, rotation: int = PHONE_ROTATION) -> np.ndarray:

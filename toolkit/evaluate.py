@@ -294,7 +294,7 @@ def evaluate(embedder: "Embedder", *, pairs: str | Path | None = None, data: str
     if out_dir is None and model_path is not None:
         # In the current folder, never beside the model: the user did not point --out at the model's folder.
         out_dir = working_eval_dir(model_path) if simulate_app is None else \
-            Path.cwd() / app_eval_dir(model_path, simulate_app).name
+            app_eval_dir(model_path, simulate_app)
         check_not_another_models(Path(out_dir), embedder.model_sha256, overwrite)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:

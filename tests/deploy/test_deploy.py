@@ -372,7 +372,7 @@ def test_keep_app_preprocessing_deploys_model_and_constants_and_states_the_cost(
     from toolkit.reports import default_eval_dir
 
     model = tiny_export / "model_int8.tflite"
-    for folder, accuracy in ((default_eval_dir(model), 0.99), (app_eval_dir(model, "before"), 0.786)):
+    for folder, accuracy in ((default_eval_dir(model), 0.99), (app_eval_dir(model, "before", model.parent), 0.786)):
         folder.mkdir()
         (folder / "report.json").write_text(json.dumps({
             "model_sha256": sha256_file(model),

@@ -239,7 +239,7 @@ def _evaluate_rung(run: RunContext, label: str, model_path: Path, simulate_app: 
         slug = re.sub(r"[^A-Za-z0-9.-]+", "_", label).strip("_")  # a plain folder name: no comma, colon or space
         out = folder / slug
     else:  # beside the model, inside the run (<stem>.eval/): where `ftk deploy --threshold auto` looks
-        out = default_eval_dir(model_path) if simulate_app is None else app_eval_dir(model_path, simulate_app)
+        out = default_eval_dir(model_path) if simulate_app is None else app_eval_dir(model_path, simulate_app, model_path.parent)
     try:
         res = evaluate_model_file(model_path, pairs=e.pairs, data=run.data_dir,
                                   csv=None if simulate_app else classify_csv, far=e.far, limit_pairs=e.limit_pairs,
