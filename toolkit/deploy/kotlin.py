@@ -21,7 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from toolkit import __version__
+from toolkit.data.crop import ALIGN_TEMPLATE_112
+from toolkit.data.detect import cache_dir
 from toolkit.errors import DependencyError, InputError
+from toolkit.io import sha256_file
 from toolkit.spec import ModelSpec
 
 log = logging.getLogger(__name__)
@@ -42,8 +46,6 @@ ROTATIONS = (0, 90, 180, 270)
 
 def template_fingerprint() -> str:
     """sha256 of the core's template: crops made by the generated Kotlin are valid only for this template."""
-    from toolkit.io import sha256_file
-
     return sha256_file(TEMPLATES / CORE_FILE)
 
 
@@ -67,8 +69,6 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 def _values(spec: ModelSpec, package: str, model_file: str, model_sha256: str) -> dict[str, str]:
-    from toolkit import __version__
-    from toolkit.data.crop import ALIGN_TEMPLATE_112
 
     spec.require_raw_pixels("the app's preprocessor")  # it feeds 0..255; channel order, crop: checked by the spec
     # Every value is rendered from a checked, typed field: nothing from a manifest reaches the source verbatim.
@@ -120,7 +120,6 @@ def find_kotlin() -> KotlinToolchain:
 
 
 def _cache_root() -> Path:
-    from toolkit.data.detect import cache_dir
 
     return cache_dir() / "kotlin"
 
@@ -165,7 +164,6 @@ def to_argb(rgb: np.ndarray) -> np.ndarray:
 
 class JvmProcess:
     """One JVM that answers binary requests on stdin/stdout; a context manager (sends "quit", int32 2, on exit)."""
-
     _proc: subprocess.Popen | None = None
 
     def argv(self) -> list[str]:
@@ -215,7 +213,6 @@ class JvmProcess:
 
 class KotlinPreprocessor(JvmProcess):
     """The generated FtkFacePreprocessor running in one JVM process; use as a context manager."""
-
     def __init__(self, spec: ModelSpec, model_sha256: str = "0" * 64):
         self.spec = spec
         self.jar = compile_core(spec, model_sha256)
