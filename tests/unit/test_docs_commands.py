@@ -153,16 +153,20 @@ ADAPTED: dict[str, list[Run] | Flags] = {
     "ftk evaluate their.tflite --input-size 112 --normalization 127.5,128 --pairs ...": [
         Run("evaluate foreign/model.tflite --input-size 32 --normalization 0,1 --pairs pairs.txt --out "
             "eval/their --quiet")],
-    "ftk evaluate export/model_int8.tflite --pairs pairsDevTest.txt --simulate-app after": Flags(
-        "runs the generated Kotlin on the JVM (kotlinc, a minute): test_pipeline.py's app-after rung and "
-        "tests/deploy/test_kotlin_preprocessor.py run it"),
-    "ftk deploy export/ --app ~/src/FaceApp --variant int8 --threshold auto --dry-run": [
+    "ftk evaluate export/model_int8.tflite --pairs pairsDevTest.txt --simulate-app after --app "
+    "~/src/face-data-matching-app": Flags(
+        "compiles the patched real app with kotlinc and runs its own crop code on the JVM (minutes): "
+        "tests/integration/test_pipeline.py's app_after stage and tests/deploy/test_app_on_jvm.py run it"),
+    "ftk deploy export/ --app ~/src/face-data-matching-app --variant int8 --threshold auto --far 0.01 --dry-run": [
         Run("deploy export/ --app FaceApp --variant int8 --threshold auto --far 0.1 --dry-run", 0,
             "dry run: ")],
     "ftk deploy EXPORT_DIR_OR_MODEL --app APP_DIR [--variant int8|float32|float16] [--threshold VALUE|auto] "
     "[--far 1e-3] [--dry-run] [--bump-runtime VERSION] [--verify-runtime] [--asset-name NAME] [--app-code "
     "patch|kit|none] [--json]": [Run("deploy export/ --app FaceApp --variant int8 --threshold auto --far 0.1", 0, "deployed ")],
     "ftk deploy --revert --app APP_DIR [--force]": [Run("deploy --revert --app FaceApp")],
+    # kit after the revert: it adds ftk's files and changes no existing one (nothing below touches the app).
+    "ftk deploy export/ --app ~/src/OtherApp --app-code kit": [
+        Run("deploy export/ --app FaceApp --app-code kit --threshold 0.5", 0, "--app-code kit")],
     "ftk compare a.jpg b.jpg c.jpg --model export/model_int8.tflite --plot grid.png": [
         Run("compare a.jpg b.jpg c.jpg --model export/model_int8.tflite --plot grid.png", 0, "same")],
     "ftk compare IMG1 IMG2 [IMG3 ...] --model CHECKPOINT_OR_TFLITE [--threshold T] [--far F] [--json] [--pick "
