@@ -589,3 +589,15 @@ def test_degenerate_or_unresolvable_thresholds_are_refused_unless_forced(tiny_ex
     forced = ftk("deploy", str(tiny_export), "--app", str(android_app), "--threshold", "auto", "--force")
     assert forced.returncode == 0, forced.stderr
     assert "deployed despite (--force)" in forced.stderr and "val threshold = 0.61" in (android_app / CHECK).read_text()
+
+
+def test_a_symlinked_kotlin_file_is_named_never_followed_or_replaced(tiny_export, android_app):
+    """A second .kt that is a symlink to an activity: read once (through the real file), the link left as it is."""
+    link = android_app / SOURCES / "CheckRecordsCopy.kt"
+    link.symlink_to("CheckRecordsActivity.kt")
+    result = deploy(tiny_export, android_app, threshold=0.4)
+    assert result.applied and link.is_symlink() and link.readlink() == Path("CheckRecordsActivity.kt")
+    assert any("CheckRecordsCopy.kt is not a regular file" in w for w in result.warnings)
+    assert not list((android_app / SOURCES).glob("*.ftk-tmp"))
+    revert(android_app)
+    assert link.is_symlink()
