@@ -96,6 +96,11 @@ def cropper_fingerprint(mode: str | None, app_dir: str | Path | None = None) -> 
     return app_build_fingerprint(app_dir)
 
 
+def as_pixels(tensor: np.ndarray) -> np.ndarray:
+    """The app's model input as uint8: its floats are whole numbers 0..255, so uint8 holds them exactly."""
+    return np.clip(np.rint(tensor), 0, 255).astype(np.uint8)
+
+
 @contextlib.contextmanager
 def app_cropper(spec: ModelSpec, mode: str, app_dir: str | Path | None = None) -> Iterator[Cropper]:
     """A crop function ``(image, box, landmarks) -> uint8 [S, S, 3]`` that does what the app does in ``mode``;
@@ -114,9 +119,7 @@ def app_cropper(spec: ModelSpec, mode: str, app_dir: str | Path | None = None) -
     with KotlinPreprocessor(spec) as kotlin:
         def crop(image: Image.Image, box, landmarks) -> np.ndarray:
             sensor = sensor_frame(np.asarray(image.convert("RGB")))
-            tensor = kotlin.face(sensor, PHONE_ROTATION, box, landmarks)
-            # The app feeds these floats to the model; they are whole numbers 0..255, so uint8 holds them exactly.
-            return np.clip(np.rint(tensor), 0, 255).astype(np.uint8)
+            return as_pixels(kotlin.face(sensor, PHONE_ROTATION, box, landmarks))
 
         yield crop
 
@@ -129,6 +132,6 @@ def _app_code_cropper(spec: ModelSpec, app_dir: Path) -> Iterator[Cropper]:
             tensor = app.face(sensor_frame(np.asarray(image.convert("RGB"))), PHONE_ROTATION, box, landmarks)
             if tensor is None:  # the app skips a face without landmarks; the protocol must still score the pair
                 return np.full((spec.input_size, spec.input_size, 3), 128, np.uint8)
-            return np.clip(np.rint(tensor), 0, 255).astype(np.uint8)
+            return as_pixels(tensor)
 
         yield crop

@@ -250,6 +250,19 @@ def check_writable_location(path: str | Path, what: str = "output folder") -> No
         raise InputError(f"{what} {existing} is not writable", hint="choose another --out or fix permissions")
 
 
+def copy_writable(source: str | Path, target: str | Path) -> Path:
+    """``source`` copied to ``target`` (links kept as links) with the owner's write bit on every copied file and
+    folder: a copy a user can edit even when the source is read-only (../shared is)."""
+    target = Path(target)
+    shutil.copytree(source, target, symlinks=True)
+    for folder, dirs, files in os.walk(target):
+        for path in (Path(folder) / name for name in [*dirs, *files]):
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    target.chmod(target.stat().st_mode | stat.S_IWUSR)
+    return target
+
+
 def state_home() -> Path:
     """Per-user ftk state that must not live in a project or app folder: $FTK_STATE_DIR, else $FTK_CACHE_DIR/state
     (a relocated ftk, e.g. a test run, keeps all its files together), else $XDG_STATE_HOME/ftk or

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from toolkit.io import copy_writable
+
 FIXTURE_ROOT = Path(__file__).resolve().parents[1] / "fixtures" / "android_app"
 FIXTURE_APP = FIXTURE_ROOT / "FaceRecognition"
 GRADLE_VARIANTS = FIXTURE_ROOT / "gradle_variants"
@@ -145,21 +147,6 @@ def shaped_exports(tmp_path_factory) -> dict[str, Path]:
     return {like: folder / name for like, name in SHAPED_LIKE.items()}
 
 
-def writable_copy(source: Path, target: Path) -> Path:
-    """A copy a user can edit (../shared is read-only: its files and folders carry no write bits)."""
-    import os
-    import stat
-
-    shutil.copytree(source, target, symlinks=True)
-    for folder, dirs, files in os.walk(target):
-        for name in [*dirs, *files]:
-            path = Path(folder) / name
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    target.chmod(target.stat().st_mode | stat.S_IWUSR)
-    return target
-
-
 def real_app_source(shared_dir: Path) -> Path:
     source = shared_dir / "apps" / "face-data-matching-app"
     if not (source / "app").is_dir():
@@ -170,4 +157,4 @@ def real_app_source(shared_dir: Path) -> Path:
 @pytest.fixture
 def real_app(shared_dir, tmp_path) -> Path:
     """A private, writable copy of the real face-data-matching-app (skips with a reason when ../shared lacks it)."""
-    return writable_copy(real_app_source(shared_dir), tmp_path / "face-data-matching-app")
+    return copy_writable(real_app_source(shared_dir), tmp_path / "face-data-matching-app")

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.deploy.conftest import real_app_source, shaped_spec, writable_copy
+from tests.deploy.conftest import real_app_source, shaped_spec
 # The same 200 MTCNN-detected LFW faces and the same kotlinc check as the generated core's test (fixtures).
 from tests.deploy.test_kotlin_preprocessor import (ROTATIONS, kotlin, lfw_detections, mirror_box,  # noqa: F401
                                                    mirror_points)
 from toolkit.data.crop import crop_face
+from toolkit.io import copy_writable
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def patched_apps(kotlin, shaped_exports, shared_dir, tmp_path_factory):
     os.environ.setdefault("FTK_STATE_DIR", str(tmp_path_factory.mktemp("state")))
     apps = {}
     for like, export in shaped_exports.items():
-        app = writable_copy(source, tmp_path_factory.mktemp(like) / "face-data-matching-app")
+        app = copy_writable(source, tmp_path_factory.mktemp(like) / "face-data-matching-app")
         deploy(export, app, variant="float32", threshold=MATCH_THRESHOLD)
         apps[like] = app
     return apps

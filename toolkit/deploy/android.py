@@ -10,9 +10,10 @@ The activities are the files that declare both ``inputSize`` and ``embeddingDim`
 from __future__ import annotations
 
 import math
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from toolkit.deploy.kotlin_source import Edit, KotlinFile, parse_file
 from toolkit.errors import InputError
@@ -172,17 +173,10 @@ def format_threshold(value: float, float32: bool = False) -> str:
     """
     if not float32:
         return repr(float(value))
-    single = struct.unpack("<f", struct.pack("<f", value))[0]
-    if single < value:
-        single = struct.unpack("<f", struct.pack("<i", struct.unpack("<i", struct.pack("<f", single))[0]
-                                                 + (1 if single >= 0 else -1)))[0]
-    text = repr(single)
-    for digits in range(1, 10):  # the shortest decimal that rounds to this float32
-        short = f"{single:.{digits}g}"
-        if struct.unpack("<f", struct.pack("<f", float(short)))[0] == single:
-            text = short
-            break
-    return text + "f"
+    single = np.float32(value)
+    if float(single) < value:  # compared as doubles (numpy would compare a Python float as float32)
+        single = np.nextafter(single, np.float32(np.inf))
+    return str(single) + "f"  # numpy prints the shortest decimal that reads back as this float32
 
 
 def constant_edits(app: AndroidApp, model_file: str, input_size: int, embedding_dim: int,

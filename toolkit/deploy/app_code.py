@@ -321,9 +321,10 @@ def _key_sources(file: KotlinFile, node, depth: int = 0) -> list:
         value = file.initializer(prop)
         if file.name_of(prop) == name and value is not None and prop.start_byte < node.start_byte:
             return _key_sources(file, value, depth + 1)
-    index = list(_param_types(file, fun)).index(name) if name in _param_types(file, fun) else None
-    if index is None:
+    params = list(_param_types(file, fun))
+    if name not in params:
         return []
+    index = params.index(name)
     out = []
     for call in file.calls(file.name_of(fun)):
         args = file.arguments(call)

@@ -14,7 +14,7 @@ from toolkit.config import dump_config, to_plain
 from toolkit.deploy import deploy
 from toolkit.errors import CheckFailed, InputError
 from toolkit.html_report import write_html_report
-from toolkit.io import ensure_writable_dir, sha256_file, write_json_atomic
+from toolkit.io import copy_writable, ensure_writable_dir, sha256_file, write_json_atomic
 from toolkit.locks import exclusive
 from toolkit.pipeline.config import BudgetSection, DeploySection, PipelineConfig, load_pipeline_config
 from toolkit.pipeline.runner import RunContext, StageRecord, StageRunner, _now, check_force, to_run_relative
@@ -195,22 +195,13 @@ def budget_failures(budget: BudgetSection, ladder: list[dict[str, Any]], parity:
 def _fresh_app_copy(source: Path, target: Path) -> Path:
     """A pristine, writable copy of the app at ``target`` (replacing an earlier run's copy; the source may be
     read-only, as ../shared is)."""
-    import os
     import shutil
-    import stat
 
     if not Path(source).is_dir():
         raise InputError(f"deploy.app: app folder not found: {source}")
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(source, target, symlinks=True)
-    for folder, dirs, files in os.walk(target):
-        for name in [*dirs, *files]:
-            path = Path(folder) / name
-            if not path.is_symlink():
-                path.chmod(path.stat().st_mode | stat.S_IWUSR)
-    target.chmod(target.stat().st_mode | stat.S_IWUSR)
-    return target
+    return copy_writable(source, target)
 
 
 def raise_on_budget(result: PipelineResult) -> None:
